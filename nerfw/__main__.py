@@ -1,0 +1,3 @@
+from nerfw.cli import main
+
+raise SystemExit(main())

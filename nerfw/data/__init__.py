@@ -1,0 +1,1 @@
+"""Data: dataset parsers -> plain scene description (scene.py); camera conventions (conventions.py)."""

@@ -1,0 +1,226 @@
+"""The one place that owns camera conventions and conversions (see docs/conventions.md).
+
+Internal conventions of nerfw
+-----------------------------
+* Camera axes are OpenCV: x right, y down, z forward (the camera looks along +z).
+* A pose is the camera-to-world rigid transform ``T_world_cam`` (4x4): ``X_world = T_world_cam @ X_cam``.
+  Its inverse is ``T_cam_world`` (world-to-camera).
+* Quaternions are Hamilton, ordered (w, x, y, z), and returned with w >= 0.
+* Pixel (column u, row v) covers [u, u+1) x [v, v+1); its centre is (u + 0.5, v + 0.5).
+  The principal point is in the same continuous coordinates, so an image-centred principal point
+  is (W / 2, H / 2).
+* Units are the dataset's (metres for Cambridge and 7-Scenes, arbitrary SfM units for COLMAP).
+
+Every format nerfw reads or writes is converted here, and nowhere else:
+
+=================  ===============================================================
+Cambridge / NVM    camera centre C and world-to-camera quaternion q: R = R(q), t = -R C
+7-Scenes           4x4 camera-to-world, OpenCV axes (used as is)
+COLMAP             world-to-camera qvec (w,x,y,z) and tvec
+transforms.json    4x4 camera-to-world with OpenGL axes (x right, y up, z backward)
+LLFF               3x5 [R | t | hwf] camera-to-world with axes (down, right, backward)
+=================  ===============================================================
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Right-multiplying a camera-to-world pose by this flips the camera's y and z axes:
+# OpenGL (x right, y up, z back)  <->  OpenCV (x right, y down, z forward). It is its own inverse.
+FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+# --------------------------------------------------------------------------- quaternions
+def quat_to_rotmat(q_wxyz: np.ndarray) -> np.ndarray:
+    """Hamilton quaternion(s) (w, x, y, z) [..., 4] -> rotation matrix [..., 3, 3].
+
+    The quaternion is normalised first; a zero quaternion raises ValueError.
+    """
+    q = np.asarray(q_wxyz, dtype=np.float64)
+    norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    if np.any(norm < 1e-12) or not np.all(np.isfinite(q)):
+        raise ValueError("quaternion must be finite and non-zero")
+    w, x, y, z = np.moveaxis(q / norm, -1, 0)
+    R = np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        axis=-1,
+    )
+    return R.reshape(q.shape[:-1] + (3, 3))
+
+
+def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix [3, 3] -> Hamilton quaternion (w, x, y, z) with w >= 0 (Shepperd's method)."""
+    R = np.asarray(R, dtype=np.float64)
+    trace = np.trace(R)
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
+        q = [(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
+    elif R[1, 1] > R[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
+        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
+        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s]
+    q = np.asarray(q)
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def axis_angle_to_rotmat(axis_angle: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle in radians) [3] -> rotation matrix [3, 3] (Rodrigues)."""
+    v = np.asarray(axis_angle, dtype=np.float64)
+    angle = np.linalg.norm(v)
+    if angle < 1e-15:
+        return np.eye(3)
+    k = v / angle
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * (K @ K)
+
+
+def rotation_angle(R: np.ndarray) -> float:
+    """Angle (radians) of a rotation matrix."""
+    return float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
+
+
+# --------------------------------------------------------------------------- rigid transforms
+def make_T(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """[3,3] rotation and [3] translation -> 4x4 homogeneous transform."""
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
+    return T
+
+
+def invert_T(T: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid 4x4 transform (R^T, -R^T t)."""
+    R, t = T[:3, :3], T[:3, 3]
+    return make_T(R.T, -R.T @ t)
+
+
+# --------------------------------------------------------------------------- formats
+def cambridge_to_T_world_cam(center_xyz: np.ndarray, q_cam_world_wxyz: np.ndarray) -> np.ndarray:
+    """Cambridge split line / NVM camera (centre C, world-to-camera quaternion) -> T_world_cam.
+
+    R_cam_world = R(q); the camera-to-world rotation is its transpose; the translation is C.
+    """
+    R_cam_world = quat_to_rotmat(q_cam_world_wxyz)
+    return make_T(R_cam_world.T, center_xyz)
+
+
+def T_world_cam_to_cambridge(T_world_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T_world_cam -> (camera centre [3], world-to-camera quaternion (w,x,y,z) [4])."""
+    return T_world_cam[:3, 3].copy(), rotmat_to_quat(T_world_cam[:3, :3].T)
+
+
+# NVM stores exactly what Cambridge stores: the world-to-camera rotation as a quaternion and the centre.
+nvm_to_T_world_cam = cambridge_to_T_world_cam
+T_world_cam_to_nvm = T_world_cam_to_cambridge
+
+
+def sevenscenes_to_T_world_cam(pose_4x4: np.ndarray) -> np.ndarray:
+    """7-Scenes pose.txt is already camera-to-world with OpenCV axes."""
+    return np.asarray(pose_4x4, dtype=np.float64).copy()
+
+
+def T_world_cam_to_sevenscenes(T_world_cam: np.ndarray) -> np.ndarray:
+    return np.asarray(T_world_cam, dtype=np.float64).copy()
+
+
+def colmap_to_T_world_cam(qvec_wxyz: np.ndarray, tvec: np.ndarray) -> np.ndarray:
+    """COLMAP image (world-to-camera qvec, tvec) -> T_world_cam."""
+    return invert_T(make_T(quat_to_rotmat(qvec_wxyz), tvec))
+
+
+def T_world_cam_to_colmap(T_world_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T_world_cam -> COLMAP (qvec (w,x,y,z), tvec) of the world-to-camera transform."""
+    T_cam_world = invert_T(T_world_cam)
+    return rotmat_to_quat(T_cam_world[:3, :3]), T_cam_world[:3, 3].copy()
+
+
+def opengl_to_T_world_cam(c2w_opengl: np.ndarray) -> np.ndarray:
+    """transforms.json (nerfstudio / instant-ngp / Blender) camera-to-world, OpenGL axes -> OpenCV."""
+    c2w = np.eye(4)
+    c2w[: np.asarray(c2w_opengl).shape[0]] = np.asarray(c2w_opengl, dtype=np.float64)
+    # The one place the OpenGL <-> OpenCV flip happens.
+    return c2w @ FLIP_YZ
+
+
+def T_world_cam_to_opengl(T_world_cam: np.ndarray) -> np.ndarray:
+    """T_world_cam (OpenCV axes) -> camera-to-world with OpenGL axes, as transforms.json stores it."""
+    return np.asarray(T_world_cam, dtype=np.float64) @ FLIP_YZ
+
+
+def llff_to_T_world_cam(pose_3x5: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """LLFF poses_bounds row [3,5] = [R | t | (H, W, f)] with rotation columns (down, right, back).
+
+    Returns (T_world_cam with OpenCV axes, (H, W, focal)). OpenCV x = right = column 1,
+    y = down = column 0, z = forward = -back = -column 2.
+    """
+    P = np.asarray(pose_3x5, dtype=np.float64).reshape(3, 5)
+    down, right, back = P[:, 0], P[:, 1], P[:, 2]
+    R = np.stack([right, down, -back], axis=1)
+    H, W, f = P[:, 4]
+    return make_T(R, P[:, 3]), (float(H), float(W), float(f))
+
+
+def T_world_cam_to_llff(T_world_cam: np.ndarray, height: float, width: float, focal: float) -> np.ndarray:
+    """Inverse of :func:`llff_to_T_world_cam`: returns the [3,5] LLFF pose."""
+    R = T_world_cam[:3, :3]
+    right, down, forward = R[:, 0], R[:, 1], R[:, 2]
+    P = np.zeros((3, 5))
+    P[:, 0], P[:, 1], P[:, 2] = down, right, -forward
+    P[:, 3] = T_world_cam[:3, 3]
+    P[:, 4] = [height, width, focal]
+    return P
+
+
+# --------------------------------------------------------------------------- projection
+def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def project_points(
+    K: np.ndarray,  # [3, 3]
+    T_world_cam: np.ndarray,  # [4, 4]
+    points_world: np.ndarray,  # [N, 3]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project world points to continuous pixel coordinates.
+
+    Returns (uv [N, 2], z [N]); pixel index = floor(uv) (pixel centres at +0.5).
+    """
+    X = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+    T_cam_world = invert_T(T_world_cam)
+    X_cam = X @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
+    z = X_cam[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = (X_cam[:, :2] / z[:, None]) * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+    return uv, z
+
+
+def pixel_centers(width: int, height: int) -> np.ndarray:
+    """Continuous coordinates of every pixel centre, row-major [H*W, 2] as (u, v)."""
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5, indexing="xy")
+    return np.stack([u.ravel(), v.ravel()], axis=-1)
+
+
+def camera_rays(
+    fx: float, fy: float, cx: float, cy: float,
+    T_world_cam: np.ndarray,  # [4, 4]
+    uv: np.ndarray,  # [N, 2] continuous pixel coordinates
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rays through pixel coordinates: origins [N,3] and directions [N,3] in world.
+
+    Directions are scaled so that their camera-frame z component is 1: the ray parameter t is then the
+    z-depth (what depth maps, SfM near/far bounds and 7-Scenes depth PNGs measure).
+    """
+    d_cam = np.stack([(uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy, np.ones(len(uv))], axis=-1)
+    d_world = d_cam @ T_world_cam[:3, :3].T
+    o_world = np.broadcast_to(T_world_cam[:3, 3], d_world.shape).copy()
+    return o_world, d_world

@@ -1,0 +1,124 @@
+"""The plain scene description every parser returns, and its reversible normalisation.
+
+A parser reads a dataset as it ships and returns a :class:`SceneData`: one :class:`CameraView` per image
+(in the dataset's own frame and units, OpenCV axes, ``T_world_cam``) plus optional sparse points. Training
+works in a normalised frame (:class:`Normalization`: recentre + uniform scale, no rotation) that is saved
+with every model, so every pose nerfw writes goes back into the dataset's frame and units.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class CameraView:
+    """One image of a dataset. Poses and bounds are in the dataset's own frame and units."""
+
+    name: str  # path relative to the scene folder as the dataset lists it, e.g. "seq3/frame00001.png"
+    image_path: Path  # absolute path of the image file
+    split: str  # "train" | "test" | other split names a dataset uses ("val", "synth")
+    width: int  # pixels, after --img_downscale
+    height: int
+    fx: float  # pixels, after --img_downscale
+    fy: float
+    cx: float  # continuous pixel coordinates (pixel centres at +0.5)
+    cy: float
+    T_world_cam: np.ndarray  # [4, 4] camera-to-world, OpenCV axes
+    near: float  # z-depth bounds (dataset units)
+    far: float
+    depth_path: Path | None = None  # optional depth map (7-Scenes), z-depth
+    depth_scale: float = 1000.0  # depth file units per dataset unit (uint16 mm -> 1000)
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.T_world_cam[:3, 3]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "split": self.split, "width": self.width, "height": self.height,
+            "fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
+            "T_world_cam": np.asarray(self.T_world_cam).tolist(), "near": self.near, "far": self.far,
+        }
+
+
+@dataclass
+class SceneData:
+    """Everything nerfw needs to know about a dataset, independent of its on-disk format."""
+
+    format: str  # "cambridge" | "7scenes" | "colmap" | "phototourism" | "llff" | "transforms"
+    root: Path  # the scene folder
+    cameras: list[CameraView]
+    points: np.ndarray | None = None  # [N, 3] sparse SfM points, dataset frame
+    point_colors: np.ndarray | None = None  # [N, 3] uint8
+    warnings: list[str] = field(default_factory=list)
+    up: np.ndarray | None = None  # estimated world up direction [3], when known
+
+    def split(self, name: str) -> list[CameraView]:
+        return [c for c in self.cameras if c.split == name]
+
+    def split_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for c in self.cameras:
+            counts[c.split] = counts.get(c.split, 0) + 1
+        return counts
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format,
+            "splits": self.split_counts(),
+            "cameras": [c.to_json() for c in self.cameras],
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
+class Normalization:
+    """x_model = (x_dataset - center) * scale. Rotation-free, so axes stay the dataset's."""
+
+    center: np.ndarray  # [3]
+    scale: float
+
+    def points_to_model(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.center) * self.scale
+
+    def points_to_dataset(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) / self.scale + self.center
+
+    def pose_to_model(self, T_world_cam: np.ndarray) -> np.ndarray:
+        T = np.asarray(T_world_cam, dtype=np.float64).copy()
+        T[:3, 3] = self.points_to_model(T[:3, 3])
+        return T
+
+    def pose_to_dataset(self, T_model_cam: np.ndarray) -> np.ndarray:
+        T = np.asarray(T_model_cam, dtype=np.float64).copy()
+        T[:3, 3] = self.points_to_dataset(T[:3, 3])
+        return T
+
+    def to_dict(self) -> dict:
+        return {"center": [float(v) for v in self.center], "scale": float(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(center=np.asarray(d["center"], dtype=np.float64), scale=float(d["scale"]))
+
+    @classmethod
+    def fit(cls, scene: SceneData, target_radius: float = 1.0) -> "Normalization":
+        """Centre on the training cameras; scale so that camera spread + median far bound -> target_radius.
+
+        The content the cameras look at then lies inside the unit ball, where a scene contraction
+        leaves space uncontracted; sky and distant background fall outside and are contracted.
+        """
+        train = scene.split("train") or scene.cameras
+        centers = np.stack([c.center for c in train])
+        center = np.median(centers, axis=0)
+        spread = float(np.max(np.linalg.norm(centers - center, axis=1))) if len(train) > 1 else 0.0
+        far = float(np.median([c.far for c in train]))
+        extent = max(spread + far, 1e-6)
+        return cls(center=center, scale=target_radius / extent)
