@@ -1,0 +1,126 @@
+"""`nerfw cameras`: camera frustums (and optionally points) as a binary PLY that MeshLab opens.
+
+Each camera is 5 vertices (centre + the 4 image corners at depth `size`) and 6 triangle faces (4 sides of
+the pyramid + the image rectangle as 2 triangles), coloured by split: train red, test blue, synthetic green,
+other grey. Points (the dataset's sparse points, or a density probe's occupied cells) are extra vertices
+with no faces. Everything is in the dataset's own frame and units.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from plyfile import PlyData, PlyElement
+
+from nerfw.data.scene import CameraView
+
+SPLIT_COLORS = {"train": (220, 40, 40), "test": (40, 90, 230), "synth": (40, 190, 70), "synthetic": (40, 190, 70)}
+OTHER_COLOR = (150, 150, 150)
+VERTICES_PER_CAMERA = 5
+FACES_PER_CAMERA = 6
+
+
+def frustum_vertices(camera: CameraView, size: float) -> np.ndarray:
+    """[5, 3] world points: the centre, then image corners (0,0), (W,0), (W,H), (0,H) at z-depth `size`."""
+    corners = np.array([[0, 0], [camera.width, 0], [camera.width, camera.height], [0, camera.height]], float)
+    rays = np.stack([(corners[:, 0] - camera.cx) / camera.fx, (corners[:, 1] - camera.cy) / camera.fy,
+                     np.ones(4)], axis=-1) * size
+    T = camera.T_world_cam
+    return np.concatenate([T[:3, 3][None], rays @ T[:3, :3].T + T[:3, 3]])
+
+
+FRUSTUM_FACES = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 1], [1, 3, 2], [1, 4, 3]])
+
+
+def auto_size(cameras: list[CameraView]) -> float:
+    """Frustum depth: a tenth of the median distance between neighbouring camera centres' spread."""
+    centers = np.stack([c.center for c in cameras])
+    spread = np.linalg.norm(np.percentile(centers, 95, axis=0) - np.percentile(centers, 5, axis=0))
+    return float(max(spread, 1e-3) / 40.0)
+
+
+def write_cameras_ply(path: Path, cameras: list[CameraView], size: float | None = None,
+                      points: np.ndarray | None = None, point_colors: np.ndarray | None = None) -> Path:
+    if not cameras and points is None:
+        raise ValueError("nothing to write")
+    size = size or (auto_size(cameras) if cameras else 1.0)
+    verts, colors, faces = [], [], []
+    for k, cam in enumerate(cameras):
+        verts.append(frustum_vertices(cam, size))
+        colors.append(np.tile(SPLIT_COLORS.get(cam.split, OTHER_COLOR), (VERTICES_PER_CAMERA, 1)))
+        faces.append(FRUSTUM_FACES + k * VERTICES_PER_CAMERA)
+    if points is not None and len(points):
+        verts.append(np.asarray(points, float).reshape(-1, 3))
+        pc = np.full((len(points), 3), 200) if point_colors is None else np.asarray(point_colors).reshape(-1, 3)
+        colors.append(pc)
+    V = np.concatenate(verts) if verts else np.zeros((0, 3))
+    C = np.concatenate(colors).astype(np.uint8)
+    vertex = np.empty(len(V), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"),
+                                     ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    vertex["x"], vertex["y"], vertex["z"] = V[:, 0], V[:, 1], V[:, 2]
+    vertex["red"], vertex["green"], vertex["blue"] = C[:, 0], C[:, 1], C[:, 2]
+    F = np.concatenate(faces) if faces else np.zeros((0, 3), int)
+    face = np.empty(len(F), dtype=[("vertex_indices", "i4", (3,)), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    face["vertex_indices"] = F
+    face_colors = np.concatenate([np.tile(SPLIT_COLORS.get(c.split, OTHER_COLOR), (FACES_PER_CAMERA, 1))
+                                  for c in cameras]) if cameras else np.zeros((0, 3))
+    face["red"], face["green"], face["blue"] = face_colors.T.astype(np.uint8) if len(F) else ([], [], [])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    elements = [PlyElement.describe(vertex, "vertex")]
+    if len(F):
+        elements.append(PlyElement.describe(face, "face"))
+    PlyData(elements, text=False, comments=["nerfw cameras: train red, test blue, synthetic green",
+                                              "frame: dataset (OpenCV camera axes)"]).write(str(path))
+    return path
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nerfw cameras", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output .ply")
+    parser.add_argument("--run", default="", help="a run folder (its dataset is used)")
+    parser.add_argument("--data_root_dir", default="")
+    parser.add_argument("--scene", default="")
+    parser.add_argument("--dataset", default="auto")
+    parser.add_argument("--img_downscale", type=int, default=1)
+    parser.add_argument("--focal", type=float, default=0.0)
+    parser.add_argument("--views", default="", help="also draw a Cambridge-format poses file as synthetic views")
+    parser.add_argument("--points", choices=["none", "sparse", "density"], default="sparse",
+                        help="points to add: the dataset's sparse points, or a run's density probe (density.npz)")
+    parser.add_argument("--size", type=float, default=0.0, help="frustum depth in dataset units (0: automatic)")
+    args = parser.parse_args(argv)
+    from nerfw.errors import ConfigError
+
+    if args.run:
+        from nerfw.tools.run_io import load_run
+
+        run = load_run(args.run)
+        scene = run.scene
+    elif args.data_root_dir:
+        from nerfw.data.loader import load_scene
+
+        scene = load_scene(args.data_root_dir, args.scene, dataset=args.dataset, img_downscale=args.img_downscale,
+                           focal=args.focal or None)
+    else:
+        raise ConfigError("give --run DIR or --data_root_dir DIR [--scene S]")
+    cameras = list(scene.cameras)
+    if args.views:
+        from nerfw.tools.poses_file import read_poses_file
+
+        template = scene.split("train")[0]
+        cameras += read_poses_file(Path(args.views), template, split="synth")
+    points, colors = None, None
+    if args.points == "sparse" and scene.points is not None:
+        points, colors = scene.points, scene.point_colors
+    elif args.points == "density":
+        if not args.run:
+            raise ConfigError("--points density needs --run")
+        npz = Path(args.run) / "density" / "density.npz"
+        if not npz.is_file():
+            raise ConfigError(f"{npz}: not found; run `nerfw density --run {args.run}` first")
+        data = np.load(npz)
+        points = data["occupied_points"]
+    path = write_cameras_ply(Path(args.out), cameras, args.size or None, points, colors)
+    print(f"wrote {path}: {len(cameras)} cameras" + (f", {len(points)} points" if points is not None else ""))
+    return 0

@@ -1,0 +1,39 @@
+"""Image metrics. PSNR by definition; SSIM from scikit-image (Wang et al. 2004, 7x7 Gaussian-free default
+window as skimage implements it); LPIPS only when its network weights are available offline (never faked)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR in dB of float images in [0, 1]: -10 log10(mean squared error)."""
+    mse = float(np.mean((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2))
+    return float("inf") if mse == 0 else -10.0 * np.log10(mse)
+
+
+def ssim(image: np.ndarray, reference: np.ndarray) -> float:
+    """Mean SSIM over an RGB image pair in [0, 1] (scikit-image)."""
+    from skimage.metrics import structural_similarity
+
+    image = np.asarray(image, np.float64)
+    reference = np.asarray(reference, np.float64)
+    side = min(image.shape[:2])
+    win = 7 if side >= 7 else max(3, side - (1 - side % 2))  # skimage needs an odd window <= the image side
+    return float(structural_similarity(image, reference, channel_axis=-1, data_range=1.0, win_size=win))
+
+
+def lpips_available() -> bool:
+    """LPIPS needs pretrained backbone weights; nerfw downloads nothing at run time, so it is used only when the
+    `lpips` package and its weights are already installed and loadable offline."""
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        return False
+    return False  # the lpips package fetches torchvision backbone weights on first use: not offline-safe
+
+
+def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+    """Intersection over union of two boolean masks; None when both are empty."""
+    p, t = np.asarray(predicted, bool), np.asarray(truth, bool)
+    union = np.logical_or(p, t).sum()
+    return None if union == 0 else float(np.logical_and(p, t).sum() / union)

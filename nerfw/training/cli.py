@@ -1,0 +1,25 @@
+"""`nerfw train`: the seed's flags verbatim (see nerfw.training.config), DDP, checkpoints, TensorBoard.
+
+Single process:      nerfw train --data_root_dir D --scene S --exp_name E
+CPU DDP (gloo):      nerfw train ... --num_procs 2
+GPUs (NCCL):         nerfw train ... --num_gpus 4
+torchrun, any nodes: torchrun --nnodes 2 --nproc_per_node 4 --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
+                         -m nerfw train ...
+"""
+from __future__ import annotations
+
+from nerfw.training.config import parse_config
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from nerfw.training.config import build_parser
+
+        build_parser().print_help()
+        return 0
+    cfg = parse_config(argv)
+    from nerfw.training.trainer import train
+
+    run_dir = train(cfg)
+    print(f"run folder: {run_dir}")
+    return 0

@@ -1,0 +1,213 @@
+"""Training configuration: the seed's flags verbatim, ours beside them, parsed safely.
+
+Every option is a dataclass field with a docstring-like comment; the command-line parser is built from the
+fields of :class:`TrainConfig` and :class:`nerfw.model.config.ModelConfig`, so there is one list of options.
+Values are parsed without eval(): booleans accept True/False/1/0/yes/no (the seed's ``type=bool`` turned
+"False" into True), integers accept products and sums such as the seed README's ``--chunk 4*1024``.
+"""
+from __future__ import annotations
+
+import ast
+import argparse
+import dataclasses
+import json
+import operator
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nerfw.errors import ConfigError
+from nerfw.model.config import ModelConfig
+
+# Defaults that differ from the seed (seed-system.md "Options") are marked "(seed: ...)".
+
+
+@dataclass
+class TrainConfig:
+    # --- run folder
+    root_dir: str = "./runs/nerf"  # runs are written to <root_dir>/<exp_name>/
+    exp_name: str = "exp"  # (seed: "test")
+    config: str = ""  # a config.json written by an earlier run; flags given on the command line override it
+    # --- data
+    data_root_dir: str = ""  # folder holding the scene folders (or the scene itself when --scene is empty)
+    scene: str = ""  # scene folder name under data_root_dir, e.g. StMarysChurch (seed default StMarysChurch)
+    dataset: str = "auto"  # auto|cambridge|7scenes|colmap|phototourism|llff|transforms
+    img_downscale: int = 3  # image side divided by this; sizes read from the files
+    focal: float = 0.0  # focal length in pixels of the original images when the dataset has none (Cambridge without nvm)
+    use_cache: bool = True  # read an existing image cache (keyed by a hash, so never stale) (seed: False)
+    if_save_cache: bool = True  # write the image cache
+    # --- optimisation
+    batch_size: int = 1024  # rays per process per step (as the seed: per GPU)
+    chunk: int = 4096  # rays per forward pass when rendering full images (seed: 1024)
+    epochs: int = 20  # passes over all training rays, unless --max_steps / --max_minutes stop earlier
+    max_steps: int = 0  # stop after this many steps (0: no limit)
+    max_minutes: float = 0.0  # stop after this wall-clock budget, with a final checkpoint (0: no limit)
+    lr: float = 0.0  # learning rate; 0 picks the field's default (mlp 5e-4 as the seed, grid 1e-2)
+    lr_final_ratio: float = 0.1  # the learning rate decays exponentially to lr * this at the last step
+    seed: int = 0  # seeds data order, initialisation and sampling
+    # --- devices and processes
+    device: str = "auto"  # auto|cpu|cuda|cuda:N
+    num_gpus: int = -1  # DDP processes on GPUs (NCCL); -1: one GPU if present, else the CPU (seed: 1)
+    num_procs: int = 1  # DDP processes on the CPU (gloo), for CPU-only machines and tests
+    amp: str = "auto"  # auto|on|off: bfloat16 autocast, on CUDA only
+    # --- checkpoints and logging
+    save_latest_freq: int = 1000  # steps between checkpoints (seed: 6750)
+    keep_ckpts: int = 3  # how many recent checkpoints to keep
+    log_freq: int = 50  # steps between log lines / TensorBoard scalars (seed: 225)
+    val_freq: int = 500  # steps between TensorBoard images of a held-out view
+    resume: bool = False  # continue from the newest good checkpoint of <root_dir>/<exp_name>
+    last_epoch: int = 0  # seed's resume switch: > 0 resumes (from --ckpt if given)
+    ckpt: str = ""  # checkpoint file to resume from (seed's README name)
+    ckpt_path: str = ""  # the same (seed's option name)
+    max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+    progress: str = "auto"  # auto|bar|log: a tqdm bar on a terminal, plain log lines otherwise
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.root_dir) / self.exp_name
+
+
+@dataclass
+class Config:
+    """Everything a run needs: training options and model options."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return {"train": dataclasses.asdict(self.train), "model": dataclasses.asdict(self.model)}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "Config":
+        return cls(train=_build(TrainConfig, d.get("train", {}), source),
+                   model=_build(ModelConfig, d.get("model", {}), source))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+
+
+def _build(cls, values: dict, source: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
+    return cls(**values)
+
+
+# ----------------------------------------------------------------------------- value parsing
+_BIN_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+            ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
+
+
+def parse_int(text: str) -> int:
+    """An integer, or integer arithmetic such as "4*1024" or "2**12" (no eval: a tiny AST walker)."""
+    def walk(node):
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN_OPS:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and (right > 64 or right < 0):
+                raise ValueError
+            return _BIN_OPS[type(node.op)](left, right)
+        raise ValueError
+    try:
+        return int(walk(ast.parse(str(text).strip(), mode="eval").body))
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        raise argparse.ArgumentTypeError(f"expected an integer such as 4096 or 4*1024, got '{text}'") from None
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on"):
+        return True
+    if value in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got '{text}'")
+
+
+def parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+_PARSERS = {bool: parse_bool, int: parse_int, float: parse_float, str: str}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (printed as one line) instead of exiting with usage text."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def build_parser(prog: str = "nerfw train") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Train a NeRF-W. Accepts the seed's flags verbatim.",
+                     argument_default=argparse.SUPPRESS, allow_abbrev=False)
+    for group_name, cls in (("training", TrainConfig), ("model", ModelConfig)):
+        group = parser.add_argument_group(group_name)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = hints[f.name]
+            parse = _PARSERS.get(kind, str)
+            metavar = {bool: "True|False", int: "INT", float: "FLOAT"}.get(kind, "STR")
+            group.add_argument(f"--{f.name}", type=parse, metavar=metavar, help=f"(default: {f.default})")
+    return parser
+
+
+def parse_config(argv: list[str]) -> Config:
+    """Command line (+ optional --config FILE) -> validated Config. Errors are one-line ConfigErrors."""
+    given = vars(build_parser().parse_args(argv))
+    base: dict = {"train": {}, "model": {}}
+    if given.get("config"):
+        path = Path(given["config"])
+        try:
+            base = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    for key, value in given.items():
+        base.setdefault("model" if key in model_names else "train", {})[key] = value
+    cfg = Config.from_dict(base, source=str(given.get("config", "command line")))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    t, m = cfg.train, cfg.model
+    checks = [
+        (t.batch_size > 0, f"--batch_size must be > 0, got {t.batch_size}"),
+        (t.chunk > 0, f"--chunk must be > 0, got {t.chunk}"),
+        (t.epochs > 0, f"--epochs must be > 0, got {t.epochs}"),
+        (t.max_steps >= 0 and t.max_minutes >= 0, "--max_steps and --max_minutes must be >= 0"),
+        (t.lr >= 0, f"--lr must be >= 0, got {t.lr}"),
+        (0 < t.lr_final_ratio <= 1, f"--lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}"),
+        (t.img_downscale >= 1, f"--img_downscale must be >= 1, got {t.img_downscale}"),
+        (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
+        (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
+        (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),
+        (t.keep_ckpts >= 1, "--keep_ckpts must be >= 1"),
+        (t.amp in ("auto", "on", "off"), f"--amp must be auto, on or off, got {t.amp}"),
+        (t.progress in ("auto", "bar", "log"), f"--progress must be auto, bar or log, got {t.progress}"),
+        (m.field in ("grid", "mlp"), f"--field must be grid or mlp, got {m.field}"),
+        (m.N_c > 0 and m.N_f >= 0, "--N_c must be > 0 and --N_f >= 0"),
+        (m.beta_min > 0, f"--beta_min must be > 0, got {m.beta_min}"),
+        (m.lambda_u >= 0, f"--lambda_u must be >= 0, got {m.lambda_u}"),
+        (0 <= m.perturb, f"--perturb must be >= 0, got {m.perturb}"),
+        (t.data_root_dir != "", "--data_root_dir is required (the folder holding your scene)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if t.num_gpus > 0 and t.num_procs > 1:
+        raise ConfigError("use either --num_gpus (NCCL on GPUs) or --num_procs (gloo on the CPU), not both")
+
+
+def default_lr(cfg: Config) -> float:
+    return cfg.train.lr if cfg.train.lr > 0 else (5e-4 if cfg.model.field == "mlp" else 1e-2)

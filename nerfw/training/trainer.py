@@ -1,0 +1,223 @@
+"""The training loop: one function per concern, DDP-aware through nerfw.training.distributed only."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nerfw.data.scene import Normalization, SceneData
+from nerfw.errors import NerfwError
+from nerfw.model.nerfw_model import build_model
+from nerfw.training import distributed as ddp
+from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
+                                       save_checkpoint)
+from nerfw.training.config import Config, default_lr
+from nerfw.training.logger import TrainLogger
+from nerfw.training.ray_batches import RayBatcher
+
+
+# ----------------------------------------------------------------------------- data
+def load_training_data(cfg: Config, save_cache: bool):
+    """Scene description + image cache, as every rank needs them."""
+    from nerfw.data.image_cache import ImageCache
+    from nerfw.data.loader import load_scene
+
+    t = cfg.train
+    scene = load_scene(t.data_root_dir, t.scene, dataset=t.dataset, img_downscale=t.img_downscale,
+                       focal=t.focal or None)
+    if not scene.split("train"):
+        raise NerfwError(f"{scene.root}: the dataset has no training images")
+    cache = ImageCache.load_or_build(scene, cache_dir=cache_dir_for(scene, cfg), use_cache=t.use_cache,
+                                     save_cache=save_cache, progress=False)
+    return scene, cache
+
+
+def cache_dir_for(scene: SceneData, cfg: Config) -> Path:
+    """<scene>/cache like the seed when the dataset folder is writable, else inside the run folder."""
+    preferred = Path(scene.root) / "cache"
+    return preferred if os.access(scene.root, os.W_OK) else cfg.train.run_dir / "cache"
+
+
+def train_ids(scene: SceneData) -> list[int]:
+    return [i for i, c in enumerate(scene.cameras) if c.split == "train"]
+
+
+# ----------------------------------------------------------------------------- model + optimiser
+class TrainStep(nn.Module):
+    """Wraps the model so that DDP sees one forward that returns the loss terms."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, rays_o, rays_d, near, far, image_ids, rgb, depth=None):
+        out = self.model(rays_o, rays_d, near, far, image_ids)
+        terms = self.model.loss(out, rgb, depth)
+        terms["mse"] = torch.mean((out.rgb.detach().float() - rgb) ** 2)
+        terms["beta"] = out.beta.detach().float().mean()
+        return terms
+
+
+def total_steps(cfg: Config, steps_per_epoch: int) -> int:
+    steps = cfg.train.epochs * steps_per_epoch
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
+
+
+def make_optimizer(model: nn.Module, cfg: Config, n_total: int):
+    optimizer = torch.optim.Adam(model.parameters(), lr=default_lr(cfg), eps=1e-15 if cfg.model.field == "grid" else 1e-8)
+    ratio = cfg.train.lr_final_ratio
+    # Exponential decay from lr to lr * lr_final_ratio over the run. (The seed's StepLR(2 epochs, 0.9) had no
+    # saved state, so its schedule restarted on resume; this one is saved in every checkpoint.)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: ratio ** min(s / max(n_total, 1), 1.0))
+    return optimizer, scheduler
+
+
+# ----------------------------------------------------------------------------- resume
+@dataclass
+class Progress:
+    step: int = 0
+    bad_steps: int = 0
+    skipped_steps: int = 0
+
+
+def find_resume_checkpoint(cfg: Config, log) -> tuple[Path, dict] | None:
+    t = cfg.train
+    explicit = t.ckpt or t.ckpt_path
+    if explicit:
+        return Path(explicit), load_checkpoint_file(Path(explicit))
+    if t.resume or t.last_epoch > 0:
+        found = load_latest_checkpoint(t.run_dir, log=log)
+        if found is None:
+            log(f"no checkpoint in {t.run_dir / 'checkpoints'}; starting from scratch")
+        return found
+    return None
+
+
+def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: int, cfg: Config,
+                       normalization: Normalization, scene: SceneData) -> dict:
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "step": progress.step, "epoch": epoch, "skipped_steps": progress.skipped_steps, "rng": rng_state(),
+        "config": cfg.to_dict(), "normalization": normalization.to_dict(),
+        "image_names": [c.name for c in scene.cameras], "format": scene.format, "nerfw_checkpoint": 1,
+    }
+
+
+# ----------------------------------------------------------------------------- the loop
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """Sampling randomness of a step depends only on (seed, rank, step): resuming replays it exactly."""
+    return (seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1)
+
+
+def run_worker(rank: int, world_size: int, backend, init_method, device_kind: str, cfg_dict: dict) -> None:
+    cfg = Config.from_dict(cfg_dict)
+    ddp.init_group(rank, world_size, backend, init_method)
+    try:
+        if device_kind == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+        _train(rank, world_size, device_kind, cfg)
+    finally:
+        ddp.close_group()
+
+
+def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
+    device = ddp.local_rank_device(rank, device_kind, cfg.train.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    is_main = rank == 0
+    logger = TrainLogger(cfg, enabled=is_main)
+    scene, cache = load_training_data(cfg, save_cache=cfg.train.if_save_cache and is_main)
+    resume = find_resume_checkpoint(cfg, logger.info)
+    normalization = (Normalization.from_dict(resume[1]["normalization"]) if resume else Normalization.fit(scene))
+    batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
+                         world_size, cfg.train.seed)
+    n_total = total_steps(cfg, batcher.steps_per_epoch)
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
+    optimizer, scheduler = make_optimizer(model, cfg, n_total)
+    progress = Progress()
+    if resume:
+        path, state = resume
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        progress.step, progress.skipped_steps = int(state["step"]), int(state.get("skipped_steps", 0))
+        logger.info(f"resumed from {path} at step {progress.step}")
+    step_module = TrainStep(model)
+    if world_size > 1:
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = device.type == "cuda" and cfg.train.amp != "off"
+    logger.start(n_total, progress.step, batcher, scene, world_size)
+    t0 = time.time()
+    stop = False
+    while progress.step < n_total and not stop:
+        epoch, in_epoch = divmod(progress.step, batcher.steps_per_epoch)
+        torch.manual_seed(step_seed(cfg.train.seed, rank, progress.step))
+        batch = batcher.batch(epoch, in_epoch, rank).to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            terms = step_module(batch.rays_o, batch.rays_d, batch.near, batch.far, batch.image_ids, batch.rgb,
+                                batch.depth)
+        total = terms["total"].float()
+        over_time = cfg.train.max_minutes > 0 and (time.time() - t0) / 60.0 >= cfg.train.max_minutes
+        stats = torch.tensor([float(total.detach()), float(terms["mse"]), float(terms["beta"]),
+                              0.0 if torch.isfinite(total) else 1.0, 1.0 if (over_time and is_main) else 0.0],
+                             dtype=torch.float64)
+        stats = ddp.all_reduce_sum(stats)
+        bad = stats[3] > 0
+        if bad:  # keep every rank's backward (and DDP's gradient all-reduce) in step, but change nothing
+            total = sum(p.sum() * 0.0 for p in model.parameters())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if not bad:
+            optimizer.step()
+            progress.bad_steps = 0
+        else:
+            progress.bad_steps += 1
+            progress.skipped_steps += 1
+            logger.info(f"step {progress.step}: non-finite loss, step skipped ({progress.skipped_steps} so far)")
+            if progress.bad_steps >= cfg.train.max_bad_steps:
+                raise NerfwError(f"{progress.bad_steps} non-finite losses in a row at step {progress.step}; "
+                                 "try a lower --lr or check the data")
+        scheduler.step()
+        progress.step += 1
+        stop = bool(stats[4] > 0)
+        means = {"loss": stats[0] / world_size, "mse": stats[1] / world_size, "beta": stats[2] / world_size}
+        logger.step(progress.step, means, scheduler.get_last_lr()[0], {k: v for k, v in terms.items()})
+        if is_main and progress.step % cfg.train.val_freq == 0:
+            logger.images(progress.step, model, batcher, scene)
+        if is_main and (progress.step % cfg.train.save_latest_freq == 0 or progress.step == n_total or stop):
+            path = save_checkpoint(cfg.train.run_dir, progress.step,
+                                   checkpoint_payload(model, optimizer, scheduler, progress, epoch, cfg,
+                                                      normalization, scene), keep=cfg.train.keep_ckpts)
+            logger.info(f"checkpoint {path}")
+    if stop:
+        logger.info(f"stopped after --max_minutes {cfg.train.max_minutes} at step {progress.step}")
+    logger.close(progress.step)
+
+
+def write_resolved_config(cfg: Config) -> Path:
+    path = cfg.train.run_dir / "config.json"
+    cfg.save(path)
+    return path
+
+
+def train(cfg: Config) -> Path:
+    """Train per cfg (spawning DDP processes when asked) and return the run folder."""
+    launch = ddp.plan_launch(cfg.train.num_gpus, cfg.train.num_procs, cfg.train.device)
+    if not launch.torchrun or int(os.environ.get("RANK", "0")) == 0:
+        write_resolved_config(cfg)
+    if launch.world_size > 1 and not launch.torchrun:
+        # Build the image cache once here so the workers only open it.
+        load_training_data(cfg, save_cache=cfg.train.if_save_cache)
+    ddp.run_processes(run_worker, launch, cfg.to_dict())
+    return cfg.train.run_dir

@@ -1,0 +1,89 @@
+"""Flag parity with the seed's README, safe value parsing, one-line errors, config round trip."""
+import json
+
+import pytest
+
+from nerfw.errors import ConfigError
+from nerfw.training.config import Config, parse_bool, parse_config, parse_int
+
+SEED_README = ("--root_dir ./runs/nerf --exp_name exp --batch_size 1024 --chunk 4*1024 --epochs 20 --lr 0.0005 "
+               "--num_gpus 0 --img_downscale 3 --data_root_dir D --scene StMarysChurch --use_cache False "
+               "--if_save_cache True --N_c 64 --N_f 128 --perturb 1.0 --encode_a True --encode_t True --a_dim 48 "
+               "--t_dim 16 --beta_min 0.1 --lambda_u 0.01").split()
+SEED_OTHERS = ("--last_epoch 0 --ckpt_path x.ckpt --ckpt y.ckpt --save_latest_freq 6750 --log_freq 225 --layers 8 "
+               "--W 256 --N_xyz_freq 15 --N_dir_freq 4 --use_disp False").split()
+OURS = ("--dataset auto --field mlp --max_steps 10 --max_minutes 1.5 --device cpu --seed 3 --resume True "
+        "--num_procs 2").split()
+
+
+def test_seed_readme_flags_verbatim():
+    cfg = parse_config(SEED_README + SEED_OTHERS)
+    assert cfg.train.chunk == 4096 and cfg.train.use_cache is False and cfg.train.if_save_cache is True
+    assert cfg.model.encode_a is True and cfg.model.a_dim == 48 and cfg.model.beta_min == 0.1
+    assert cfg.train.lr == 0.0005 and cfg.model.N_f == 128 and cfg.model.use_disp is False
+    assert cfg.train.ckpt == "y.ckpt" and cfg.train.save_latest_freq == 6750 and cfg.model.W == 256
+
+
+def test_our_flags():
+    cfg = parse_config(["--data_root_dir", "D"] + OURS)
+    assert cfg.model.field == "mlp" and cfg.train.max_steps == 10 and cfg.train.max_minutes == 1.5
+    assert cfg.train.resume is True and cfg.train.num_procs == 2 and cfg.train.seed == 3
+
+
+@pytest.mark.parametrize("text,value", [("False", False), ("false", False), ("0", False), ("True", True),
+                                         ("yes", True)])
+def test_bool_strings(text, value):
+    assert parse_bool(text) is value
+
+
+@pytest.mark.parametrize("text,value", [("4*1024", 4096), ("4096", 4096), ("2**12", 4096), ("1024+1024", 2048),
+                                         (" 8 * 512 ", 4096)])
+def test_integer_arithmetic(text, value):
+    assert parse_int(text) == value
+
+
+@pytest.mark.parametrize("text", ["__import__('os')", "4*x", "1.5", "", "2**1000", "open('f')"])
+def test_integer_rejects_code(text):
+    with pytest.raises(Exception) as info:
+        parse_int(text)
+    assert "expected an integer" in str(info.value)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--data_root_dir", "D", "--no_such_flag", "1"], "no_such_flag"),
+    (["--data_root_dir", "D", "--use_cache", "maybe"], "True or False"),
+    (["--data_root_dir", "D", "--batch_size", "0"], "batch_size"),
+    (["--data_root_dir", "D", "--field", "nope"], "field"),
+    (["--batch_size", "8"], "data_root_dir"),
+])
+def test_bad_flags_are_one_line_errors(argv, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_config(argv)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_gpus_on_machine_without_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("machine has a GPU")
+    from nerfw.training.distributed import plan_launch
+
+    with pytest.raises(ConfigError, match="4 requested but this machine has 0"):
+        plan_launch(4, 1, "auto")
+    assert plan_launch(-1, 1, "auto").device_kind == "cpu"
+    assert plan_launch(-1, 2, "auto").backend == "gloo"
+
+
+def test_config_file_round_trip_and_override(tmp_path):
+    cfg = parse_config(SEED_README)
+    path = tmp_path / "config.json"
+    cfg.save(path)
+    again = parse_config(["--config", str(path), "--epochs", "3"])
+    assert again.train.epochs == 3 and again.train.chunk == 4096 and again.model.t_dim == 16
+    data = json.loads(path.read_text())
+    data["train"]["bogus"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="bogus"):
+        parse_config(["--config", str(path)])
+    assert Config.from_dict(cfg.to_dict()) == cfg
