@@ -1,0 +1,63 @@
+"""`nerfw inspect`: print what nerfw reads from a dataset (a short summary, or --json)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from nerfw.data.loader import FORMATS, load_scene
+from nerfw.data.scene import SceneData
+
+
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    """The dataset flags shared by `inspect` and `export`."""
+    parser.add_argument("--data_root_dir", required=True, help="folder holding the scene folder(s)")
+    parser.add_argument("--scene", default=None, help="scene folder inside data_root_dir (default: data_root_dir itself)")
+    parser.add_argument("--dataset", default="auto", choices=("auto",) + FORMATS, help="dataset format")
+    parser.add_argument("--img_downscale", type=float, default=1, help="image size divisor (round(W/N) x round(H/N))")
+    parser.add_argument("--focal", type=float, default=None, help="Cambridge focal in pixels when there is no .nvm")
+    parser.add_argument("--sevenscenes_focal", type=float, default=525.0, help="7-Scenes colour focal (525 or 585)")
+    parser.add_argument("--test_every", type=int, default=8, help="every N-th image is test (COLMAP/LLFF/transforms)")
+
+
+def load_from_args(args: argparse.Namespace) -> SceneData:
+    return load_scene(args.data_root_dir, args.scene, dataset=args.dataset, img_downscale=args.img_downscale,
+                      focal=args.focal, sevenscenes_focal=args.sevenscenes_focal, test_every=args.test_every)
+
+
+def _range(values, fmt: str = "{:.4g}") -> str:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return fmt.format(lo) if lo == hi else f"{fmt.format(lo)} .. {fmt.format(hi)}"
+
+
+def summary(scene: SceneData) -> str:
+    """A short human-readable description of a parsed scene."""
+    cams = scene.cameras
+    counts = ", ".join(f"{k} {v}" for k, v in scene.split_counts().items())
+    sizes = sorted({(c.width, c.height) for c in cams}, key=lambda s: s[0] * s[1])
+    size_text = " .. ".join(f"{w}x{h}" for w, h in ([sizes[0], sizes[-1]] if len(sizes) > 1 else sizes))
+    lines = [
+        f"scene:   {scene.root}",
+        f"format:  {scene.format}",
+        f"images:  {len(cams)} ({counts})",
+        f"size:    {size_text}",
+        f"focal:   fx {_range([c.fx for c in cams])}, fy {_range([c.fy for c in cams])} px",
+        f"bounds:  near {_range([c.near for c in cams])}, far {_range([c.far for c in cams])}",
+        f"depth:   {sum(c.depth_path is not None for c in cams)} images with depth maps",
+        f"points:  {0 if scene.points is None else len(scene.points)} sparse 3-D points",
+    ]
+    if scene.warnings:
+        lines.append(f"warnings ({len(scene.warnings)}):")
+        lines += [f"  - {w}" for w in scene.warnings]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nerfw inspect", description="Print what nerfw reads from a dataset.")
+    add_dataset_args(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output (SceneData.to_json())")
+    args = parser.parse_args(argv)
+    scene = load_from_args(args)
+    print(json.dumps(scene.to_json(), indent=1) if args.json else summary(scene))
+    return 0

@@ -1,0 +1,174 @@
+"""transforms.json scenes (nerfstudio, instant-ngp, NeRF Blender synthetic).
+
+Poses are camera-to-world with OpenGL axes (x right, y up, z backward): conventions.opengl_to_T_world_cam.
+Intrinsics: fl_x / fl_y / cx / cy / w / h (per frame or top level; per frame wins), else camera_angle_x
+(and camera_angle_y): f = 0.5 W / tan(0.5 angle). A missing principal point is the image centre; missing
+w / h are read from the image file. file_path is relative to the json's folder (or absolute), with or
+without an extension (Blender lists './train/r_0').
+
+Splits: Blender transforms_{train,val,test}.json give them by file; a single transforms.json uses its
+train_filenames / val_filenames / test_filenames lists (nerfstudio) when present, else every
+`test_every`-th frame is test.
+Bounds: Blender scenes near 2, far 6 (the NeRF paper's); else per-frame `near` / `far` keys (nerfw's
+export writes them), else the z-range of the `aabb` corners, else a fallback from the camera spread
+(near = 0.01 R, far = 3 R with R the largest distance of a camera centre from their mean; R = 1 for one
+camera).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nerfw.data.conventions import opengl_to_T_world_cam
+from nerfw.data.parsers import common
+from nerfw.data.scene import CameraView, SceneData
+from nerfw.errors import DatasetError
+
+BLENDER_SPLITS = ("train", "val", "test")
+BLENDER_BOUNDS = (2.0, 6.0)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(path, "file not found") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(path, f"expected valid JSON ({exc.msg})", line=exc.lineno) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
+        raise DatasetError(path, "expected a JSON object with a 'frames' list")
+    return meta
+
+
+def _number(d: dict, key: str, path: Path, where: str) -> float | None:
+    if key not in d:
+        return None
+    try:
+        value = float(d[key])
+    except (TypeError, ValueError):
+        raise DatasetError(path, f"{where}: expected '{key}' to be a number, got {d[key]!r:.40}") from None
+    if not math.isfinite(value):
+        raise DatasetError(path, f"{where}: expected a finite '{key}'")
+    return value
+
+
+def _intrinsics(meta: dict, frame: dict, path: Path, where: str, file_size: tuple[int, int]):
+    """((fx, fy, cx, cy), (w, h)) of one frame; the frame's keys override the top level."""
+    get = lambda k: _number(frame, k, path, where) if k in frame else _number(meta, k, path, where)  # noqa: E731
+    w, h = get("w") or file_size[0], get("h") or file_size[1]
+    fx, fy = get("fl_x"), get("fl_y")
+    ax, ay = get("camera_angle_x"), get("camera_angle_y")
+    if fx is None and ax is not None:
+        fx = 0.5 * w / math.tan(0.5 * ax)
+    if fy is None and ay is not None:
+        fy = 0.5 * h / math.tan(0.5 * ay)
+    fx, fy = fx or fy, fy or fx
+    if fx is None:
+        raise DatasetError(path, f"{where}: expected fl_x/fl_y or camera_angle_x")
+    cx, cy = get("cx"), get("cy")
+    return (fx, fy, w / 2.0 if cx is None else cx, h / 2.0 if cy is None else cy), (w, h)
+
+
+def _pose(frame: dict, path: Path, where: str) -> np.ndarray:
+    try:
+        M = np.asarray(frame["transform_matrix"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(path, f"{where}: expected a 'transform_matrix' (4x4 list of numbers)") from None
+    if M.shape not in ((4, 4), (3, 4)):
+        raise DatasetError(path, f"{where}: expected a 4x4 transform_matrix, got shape {M.shape}")
+    if not np.all(np.isfinite(M)):
+        raise DatasetError(path, f"{where}: expected a finite transform_matrix (found NaN or inf)")
+    return common.check_pose(opengl_to_T_world_cam(M), path)
+
+
+def _frames(root: Path, test_every: int) -> tuple[list[tuple[dict, dict, str, Path]], bool]:
+    """[(meta, frame, split, json path)] and whether this is a Blender split layout."""
+    blender = [root / f"transforms_{s}.json" for s in BLENDER_SPLITS]
+    if any(p.is_file() for p in blender):
+        out = []
+        for split, p in zip(BLENDER_SPLITS, blender):
+            if p.is_file():
+                meta = read_json(p)
+                out += [(meta, f, split, p) for f in meta["frames"]]
+        return out, True
+    path = root / "transforms.json"
+    meta = read_json(path)
+    lists = {s: set(map(_norm, meta.get(f"{s}_filenames") or [])) for s in BLENDER_SPLITS}
+    out = []
+    for i, f in enumerate(meta["frames"]):
+        name = _norm(str(f.get("file_path", "")) if isinstance(f, dict) else "")
+        split = next((s for s in BLENDER_SPLITS if name in lists[s]), None)
+        if split is None:
+            split = "test" if test_every > 0 and i % test_every == 0 and not any(lists.values()) else "train"
+        out.append((meta, f, split, path))
+    return out, False
+
+
+def _norm(p: str) -> str:
+    p = p.replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    return p
+
+
+def load_transforms(root: Path, img_downscale: float = 1, test_every: int = 8) -> SceneData:
+    root = Path(root)
+    frames, blender = _frames(root, test_every)
+    if not frames:
+        raise DatasetError(root / "transforms.json", "expected at least one frame")
+    resolved, missing = [], []
+    for meta, f, split, path in frames:
+        if not isinstance(f, dict) or not isinstance(f.get("file_path"), str):
+            raise DatasetError(path, "expected every frame to have a 'file_path' string")
+        image = common.find_image(path.parent, _norm(f["file_path"]))
+        if image is None:
+            missing.append(_norm(f["file_path"]))
+        resolved.append(image)
+    if missing:
+        raise common.missing_files_error(root, missing)
+    cameras = [_view(root, meta, f, split, path, image, img_downscale)
+               for (meta, f, split, path), image in zip(frames, resolved)]
+    warnings: list[str] = []
+    _set_bounds(cameras, frames, blender, warnings)
+    return SceneData(format="transforms", root=root, cameras=cameras, warnings=warnings)
+
+
+def _view(root, meta, frame, split, path, image: Path, img_downscale) -> CameraView:
+    where = f"frame {frame['file_path']!r}"
+    file_size = common.image_size(image)
+    K, ref = _intrinsics(meta, frame, path, where, file_size)
+    out = common.downscaled_size(file_size[0], file_size[1], img_downscale)
+    try:
+        name = image.relative_to(root).as_posix()
+    except ValueError:
+        name = image.as_posix()
+    return common.make_view(name, image, split, _pose(frame, path, where), K, ref, out)
+
+
+def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list[str]) -> None:
+    meta = frames[0][0]
+    aabb = np.asarray(meta.get("aabb", []), dtype=np.float64) if "aabb" in meta else None
+    for c, (_, f, _, path) in zip(cameras, frames):
+        near, far = _number(f, "near", path, "frame"), _number(f, "far", path, "frame")
+        if near is not None and far is not None:
+            c.near, c.far = near, far
+        elif blender:
+            c.near, c.far = BLENDER_BOUNDS
+        elif aabb is not None and aabb.shape == (2, 3):
+            corners = np.array([[aabb[i, 0], aabb[j, 1], aabb[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+            z = corners @ np.linalg.inv(c.T_world_cam)[2, :3] + np.linalg.inv(c.T_world_cam)[2, 3]
+            c.near, c.far = max(float(z.min()), 1e-3 * float(z.max())), float(z.max())
+    lacking = [c for c in cameras if not (np.isfinite(c.near) and np.isfinite(c.far) and c.far > c.near)]
+    if lacking:
+        centers = np.stack([c.center for c in cameras])
+        R = float(np.max(np.linalg.norm(centers - centers.mean(0), axis=1))) if len(cameras) > 1 else 1.0
+        R = R if R > 0 else 1.0
+        for c in lacking:
+            c.near, c.far = 0.01 * R, 3.0 * R
+        warnings.append(f"{len(lacking)} frame(s) without bounds: near={0.01 * R:.4g} far={3 * R:.4g} "
+                        "from the camera spread")

@@ -1,0 +1,337 @@
+"""`generate_scene`: build, render and write the synthetic "wild" scene as a real dataset ships.
+
+OUT/<scene>/             the dataset, exactly in the Cambridge or 7-Scenes layout (nothing extra inside)
+OUT/<scene>.groundtruth/ scene.json, appearance.json, cameras.json, landmarks.json, masks/, depth/, clean/
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from nerfw.data.conventions import invert_T
+from nerfw.errors import ConfigError
+from nerfw.synthetic import geometry, layouts, materials, paths, render, writers
+from nerfw.synthetic.geometry import Primitives
+
+DEFAULTS = {
+    "cambridge": {"scene": "SynthSquare", "width": 480, "height": 270, "n_train": 64, "n_test": 12},
+    "7scenes": {"scene": "synthroom", "width": 160, "height": 120, "n_train": 48, "n_test": 12},
+}
+LANDMARKS_PER_IMAGE = 40
+NVM_SAMPLES_PER_IMAGE = 40
+NVM_MAX_OBS = 8
+
+
+def focal_for(layout: str, width: int) -> float:
+    """Cambridge: a phone-like ~58 deg horizontal FOV (f = 0.9 W). 7-Scenes: f = 525 at 640 px, scaled."""
+    return 0.9 * width if layout == "cambridge" else 525.0 * width / 640.0
+
+
+def _validate(layout, scene, width, height, n_train, n_test, transient_share, seed) -> None:
+    if layout not in DEFAULTS:
+        raise ConfigError(f"unknown layout '{layout}' (choose cambridge or 7scenes)")
+    for name, v, lo in (("width", width, 8), ("height", height, 8), ("n_train", n_train, 1), ("n_test", n_test, 0)):
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise ConfigError(f"--{name} must be an integer >= {lo}, got {v!r}")
+    if not (isinstance(transient_share, (int, float)) and 0.0 <= transient_share <= 1.0):
+        raise ConfigError(f"--transient_share must be in [0, 1], got {transient_share!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
+    if not scene or "/" in scene or "\\" in scene or scene in (".", ".."):
+        raise ConfigError(f"--scene must be a plain folder name, got {scene!r}")
+
+
+def _prepare_dirs(out_dir: Path, scene: str, overwrite: bool) -> tuple[Path, Path]:
+    data_dir, gt_dir = out_dir / scene, out_dir / f"{scene}.groundtruth"
+    for d in (data_dir, gt_dir):
+        if d.exists() and any(d.iterdir()):
+            if not overwrite:
+                raise ConfigError(f"{d} exists and is not empty (pass --overwrite to replace it)")
+            shutil.rmtree(d)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    gt_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir, gt_dir
+
+
+# --------------------------------------------------------------------------- transients
+def _person(rng, x: float, y: float, base_z: float, k: int, tag: str) -> tuple[Primitives, list[dict]]:
+    """A people-sized occluder: body cylinder (~0.5 m wide) + head sphere, random clothing colours."""
+    h = float(rng.uniform(1.55, 1.85))
+    r = float(rng.uniform(0.2, 0.28))
+    upper, lower = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.6, 3)
+    mats = [{"name": f"{tag}_cloth{k}", "kind": "cloth", "color": upper.round(3).tolist(),
+             "color2": lower.round(3).tolist(), "split_z": round(base_z + 0.5 * h, 3),
+             "striped": int(rng.uniform() < 0.4), "salt": int(rng.integers(1 << 20)), "transient": True},
+            {"name": f"{tag}_skin{k}", "kind": "plaster", "color": [0.8, 0.62, 0.5], "color2": [0.6, 0.45, 0.35],
+             "salt": 5, "transient": True}]
+    p = Primitives.empty()
+    p.cyl = np.array([[x, y, r, base_z, base_z + h - 0.24]], np.float32)
+    p.sph = np.array([[x, y, base_z + h - 0.12, 0.12]], np.float32)
+    p.cyl_mat, p.sph_mat = np.array([0], np.int32), np.array([1], np.int32)  # indices into mats (offset later)
+    return p, mats
+
+
+def _place_transients(rng, lay: layouts.Layout, T_local_cam: np.ndarray, fx: float, width: int, tag: str):
+    """1-2 people 2-6 m (outdoor) / 1-3 m (indoor) in front of the camera, visible (not behind static geometry)."""
+    indoor = lay.kind == "indoor"
+    n_people = 1 + int(rng.uniform() < 0.35)
+    half_fov = math.atan(width / 2 / fx)
+    fwd = T_local_cam[:3, 2]
+    yaw0 = math.atan2(fwd[1], fwd[0])
+    c = T_local_cam[:3, 3]
+    prims, mats = Primitives.empty(), []
+    for k in range(n_people):
+        for _ in range(20):
+            d = float(rng.uniform(1.0, 3.0) if indoor else rng.uniform(2.0, 6.0))
+            a = yaw0 - float(rng.uniform(-0.8, 0.8)) * half_fov  # local yaw (x right of forward is -yaw)
+            x, y = c[0] + d * math.cos(a), c[1] + d * math.sin(a)
+            torso = np.array([[x, y, 1.0]], np.float32)
+            o = c[None].astype(np.float32)
+            hit = geometry.trace(lay.prims, o, torso - o)  # t in units of the segment: < 1 means occluded
+            if not hit.t[0] < 1.0 and geometry.signed_distance(lay.prims, torso)[0] > 0.3:
+                break
+        p, m = _person(rng, x, y, 0.0, k, tag)
+        p.cyl_mat += len(lay.materials) + len(mats)
+        p.sph_mat += len(lay.materials) + len(mats)
+        prims, mats = prims.concat(p), mats + m
+    return prims, mats
+
+
+# --------------------------------------------------------------------------- rendering (worker)
+def _render_job(job: dict) -> dict:
+    """Render one image (+ its clean twin for test views) and write its files. Runs in a worker process."""
+    intr = job["intr"]
+    args = (intr["fx"], intr["fy"], intr["cx"], intr["cy"], intr["width"], intr["height"])
+    out = render.render_image(job["prims"], job["mats"], job["T_local_cam"], *args, job["app"], job["sky"])
+    rgb8 = render.to_uint8(out["rgb"])
+    data_dir, gt_dir, name = Path(job["data_dir"]), Path(job["gt_dir"]), job["name"]
+    writers.write_png(data_dir / name, rgb8)
+    if job["layout"] == "7scenes":
+        stem = name[: -len(".color.png")]
+        writers.write_png(data_dir / f"{stem}.depth.png", writers.depth_to_mm(out["depth"]))
+        (data_dir / f"{stem}.pose.txt").write_bytes(writers.sevenscenes_pose_text(job["T_world_cam"]).encode())
+    writers.write_png(gt_dir / "masks" / name, out["transient"].astype(np.uint8) * 255)
+    depth_path = gt_dir / "depth" / Path(name).with_suffix(".npy")
+    depth_path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(depth_path, out["depth"])
+    if job["split"] == "test":
+        clean = render.render_image(job["static_prims"], job["static_mats"], job["T_local_cam"], *args,
+                                    job["canonical"], job["sky"])
+        writers.write_png(gt_dir / "clean" / name, render.to_uint8(clean["rgb"]))
+    return {"name": name, "depth": out["depth"], "transient": out["transient"], "rgb": rgb8}
+
+
+def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [_render_job(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(_render_job, jobs, chunksize=1))
+
+
+# --------------------------------------------------------------------------- landmarks and SfM points
+def _pixel_rays_local(T_local_cam, intr, uv):
+    d_cam = np.stack([(uv[:, 0] - intr["cx"]) / intr["fx"], (uv[:, 1] - intr["cy"]) / intr["fy"], np.ones(len(uv))], -1)
+    return T_local_cam[:3, 3], d_cam @ T_local_cam[:3, :3].T
+
+
+def _project_local(T_local_cam, intr, X):  # X [N,3] local -> uv [N,2], z [N]
+    T = invert_T(T_local_cam)
+    Xc = X @ T[:3, :3].T + T[:3, 3]
+    z = Xc[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = Xc[:, :2] / z[:, None] * [intr["fx"], intr["fy"]] + [intr["cx"], intr["cy"]]
+    return uv, z
+
+
+def _landmarks_for_image(rng, lay, view, res, intr, T_dataset_local) -> list[dict]:
+    """Distinctive feature points visible in the image, snapped to the pixel centre where they are drawn.
+
+    The stored point is the surface point seen through that pixel centre, so it projects exactly to
+    `pixel` and its z equals the depth map there."""
+    W, H = intr["width"], intr["height"]
+    cand = np.array([lm["point"] for lm in lay.landmarks], float)
+    feats = [lm["feature"] for lm in lay.landmarks]
+    uv, z = _project_local(view["T_local_cam"], intr, cand)
+    px = np.floor(uv).astype(np.int64) if len(cand) else np.zeros((0, 2), np.int64)
+    ok = (z > 0.1) & (px[:, 0] >= 1) & (px[:, 0] < W - 1) & (px[:, 1] >= 1) & (px[:, 1] < H - 1)
+    idx = np.flatnonzero(ok)
+    depth, trans = res["depth"], res["transient"]
+    good = []
+    for i in idx:
+        u, v = px[i]
+        dz = depth[v, u]
+        if np.isfinite(dz) and not trans[v, u] and abs(dz - z[i]) < max(0.05, 0.03 * z[i]):
+            good.append(i)
+    if len(good) > LANDMARKS_PER_IMAGE:
+        good = sorted(rng.choice(good, LANDMARKS_PER_IMAGE, replace=False).tolist())
+    out = []
+    for i in good:
+        u, v = px[i]
+        centre = np.array([[u + 0.5, v + 0.5]])
+        o, d = _pixel_rays_local(view["T_local_cam"], intr, centre)
+        X_local = o + float(depth[v, u]) * d[0]
+        X_ds = T_dataset_local[:3, :3] @ X_local + T_dataset_local[:3, 3]
+        out.append({"image": view["name"], "point_world": [round(float(x), 6) for x in X_ds],
+                    "pixel": [u + 0.5, v + 0.5], "depth": round(float(depth[v, u]), 6), "feature": feats[i],
+                    "intrinsics": {k: intr[k] for k in ("fx", "fy", "cx", "cy", "width", "height")}})
+    return out
+
+
+def _sfm_points(rng, views, results, intr, T_dataset_local):
+    """SfM-like sparse points: surface points seen in one image, kept with their observations in others."""
+    W, H = intr["width"], intr["height"]
+    pts, cols = [], []
+    for view, res in zip(views, results):
+        valid = np.isfinite(res["depth"]) & ~res["transient"] & (res["depth"] < 120)
+        flat = np.flatnonzero(valid)
+        if len(flat) == 0:
+            continue
+        pick = rng.choice(flat, min(NVM_SAMPLES_PER_IMAGE, len(flat)), replace=False)
+        v, u = np.divmod(pick, W)
+        o, d = _pixel_rays_local(view["T_local_cam"], intr, np.column_stack([u + 0.5, v + 0.5]))
+        pts.append(o + res["depth"][v, u][:, None] * d)
+        cols.append(res["rgb"][v, u])
+    X = np.concatenate(pts)
+    C = np.concatenate(cols)
+    obs = [[] for _ in range(len(X))]
+    n_feat = [0] * len(views)
+    for j, (view, res) in enumerate(zip(views, results)):
+        uv, z = _project_local(view["T_local_cam"], intr, X)
+        px = np.floor(np.nan_to_num(uv, nan=-1, posinf=-1, neginf=-1)).astype(np.int64)
+        inside = (z > 0.05) & (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+        for i in np.flatnonzero(inside):
+            u, v = px[i]
+            dz = res["depth"][v, u]
+            if len(obs[i]) < NVM_MAX_OBS and not res["transient"][v, u] and abs(dz - z[i]) < 0.02 * z[i] + 0.03:
+                obs[i].append((j, n_feat[j], float(uv[i, 0] - W / 2), float(uv[i, 1] - H / 2)))
+                n_feat[j] += 1
+    keep = [i for i in range(len(X)) if len(obs[i]) >= 2]
+    X_ds = X[keep] @ T_dataset_local[:3, :3].T + T_dataset_local[:3, 3]
+    return X_ds, C[keep], [obs[i] for i in keep]
+
+
+# --------------------------------------------------------------------------- main entry point
+def generate_scene(out_dir, layout: str = "cambridge", scene: str | None = None, seed: int = 0,
+                   width: int | None = None, height: int | None = None, n_train: int | None = None,
+                   n_test: int | None = None, transient_share: float = 0.5, workers: int | None = None,
+                   overwrite: bool = False, verbose: bool = False) -> dict:
+    """Generate the synthetic scene. Returns {"dataset_dir", "groundtruth_dir", "scene", "layout", "focal",
+    "width", "height", "n_train", "n_test", "n_transient_images", "n_landmarks", "n_points", "seconds"}."""
+    t_start = time.time()
+    d = DEFAULTS.get(layout, {})
+    scene = d.get("scene") if scene is None else scene
+    width = d.get("width") if width is None else width
+    height = d.get("height") if height is None else height
+    n_train = d.get("n_train") if n_train is None else n_train
+    n_test = d.get("n_test") if n_test is None else n_test
+    _validate(layout, scene, width, height, n_train, n_test, transient_share, seed)
+    data_dir, gt_dir = _prepare_dirs(Path(out_dir), scene, overwrite)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+
+    kind = "outdoor" if layout == "cambridge" else "indoor"
+    indoor = kind == "indoor"
+    rng = lambda k: np.random.default_rng([seed, k])  # noqa: E731  (one independent stream per purpose)
+    lay = layouts.build_outdoor(rng(1)) if kind == "outdoor" else layouts.build_indoor(rng(1))
+    cams = paths.make_cameras(kind, rng(2), n_train, n_test)
+    first_train = cams[0][2][:3, 3]
+    T_dataset_local = layouts.dataset_transform(kind, rng(3), first_train)
+    f = focal_for(layout, width)
+    intr = {"fx": f, "fy": f, "cx": width / 2.0, "cy": height / 2.0, "width": int(width), "height": int(height)}
+
+    views, frame_counter = [], {}
+    for split, seq, T_local_cam in cams:
+        if layout == "cambridge":
+            frame_counter[seq] = frame_counter.get(seq, 0) + 1
+            name = writers.cambridge_name(seq, frame_counter[seq])
+        else:
+            frame_counter[seq] = frame_counter.get(seq, -1) + 1
+            name = writers.sevenscenes_name(seq, frame_counter[seq])
+        views.append({"name": name, "split": split, "seq": seq, "T_local_cam": T_local_cam,
+                      "T_world_cam": T_dataset_local @ T_local_cam})
+
+    app_rng, tr_rng = rng(4), rng(5)
+    canonical = materials.canonical_appearance(indoor)
+    apps = {v["name"]: materials.random_appearance(app_rng, indoor) for v in views}
+    train_idx = [i for i, v in enumerate(views) if v["split"] == "train"]
+    n_tr = int(math.floor(transient_share * len(train_idx) + 0.5))  # nearest, halves up
+    with_transients = set(sorted(tr_rng.choice(train_idx, n_tr, replace=False).tolist())) if n_tr else set()
+    transients = {}
+    jobs = []
+    for i, v in enumerate(views):
+        prims, mats = lay.prims, lay.materials
+        if i in with_transients:
+            tp, tm = _place_transients(tr_rng, lay, v["T_local_cam"], f, width, f"t{i}")
+            transients[v["name"]] = {"primitives": tp.to_json(mats + tm), "materials": tm}
+            prims, mats = lay.prims.concat(tp), mats + tm
+        jobs.append({"name": v["name"], "split": v["split"], "layout": layout, "prims": prims, "mats": mats,
+                     "static_prims": lay.prims, "static_mats": lay.materials, "T_local_cam": v["T_local_cam"],
+                     "T_world_cam": v["T_world_cam"], "intr": intr, "app": apps[v["name"]], "canonical": canonical,
+                     "sky": not indoor, "data_dir": str(data_dir), "gt_dir": str(gt_dir)})
+    results = _run_jobs(jobs, workers)
+    t_render = time.time() - t_start
+
+    lm_rng = rng(6)
+    landmarks = [lm for v, r in zip(views, results) for lm in _landmarks_for_image(lm_rng, lay, v, r, intr, T_dataset_local)]
+    n_points = 0
+    if layout == "cambridge":
+        for split, fname in (("train", "dataset_train.txt"), ("test", "dataset_test.txt")):
+            writers.write_cambridge_split(data_dir / fname, [(v["name"], v["T_world_cam"]) for v in views if v["split"] == split])
+        X, C, obs = _sfm_points(rng(7), views, results, intr, T_dataset_local)
+        writers.write_nvm(data_dir / "reconstruction.nvm", [(v["name"], f, v["T_world_cam"]) for v in views], X, C, obs)
+        n_points = len(X)
+    else:
+        writers.write_sevenscenes_split(data_dir / "TrainSplit.txt", sorted({v["seq"] for v in views if v["split"] == "train"}))
+        writers.write_sevenscenes_split(data_dir / "TestSplit.txt", sorted({v["seq"] for v in views if v["split"] == "test"}))
+
+    _write_groundtruth(gt_dir, locals())
+    info = {"dataset_dir": str(data_dir), "groundtruth_dir": str(gt_dir), "scene": scene, "layout": layout,
+            "focal": f, "width": int(width), "height": int(height), "n_train": len(train_idx),
+            "n_test": len(views) - len(train_idx), "n_transient_images": len(with_transients),
+            "n_landmarks": len(landmarks), "n_points": n_points, "render_seconds": round(t_render, 2),
+            "seconds": round(time.time() - t_start, 2)}
+    return info
+
+
+def _write_groundtruth(gt_dir: Path, g: dict) -> None:
+    """scene.json, appearance.json, cameras.json, landmarks.json (masks/depth/clean are written by workers)."""
+    lay, T = g["lay"], g["T_dataset_local"]
+    lo, hi = content_bounds_local(lay)
+    scene_json = {
+        "generator": "nerfw.synthetic", "format_version": 1, "seed": int(g["seed"]), "layout": g["layout"],
+        "variant": g["kind"], "scene": g["scene"], "units": "metres",
+        "params": {"width": int(g["width"]), "height": int(g["height"]), "n_train": int(g["n_train"]),
+                   "n_test": int(g["n_test"]), "transient_share": float(g["transient_share"]),
+                   "supersample": render.SUPERSAMPLE},
+        "intrinsics": g["intr"], "focal": g["f"],
+        "world": {"T_dataset_local": np.round(T, 12).tolist(),
+                  "up_dataset": np.round(T[:3, 2], 12).tolist(),
+                  "note": "dataset = T_dataset_local @ local; the generator's local frame is metres with +z up"},
+        "sky": not g["indoor"],
+        "content_bounds_local": [lo.tolist(), hi.tolist()],
+        "materials": lay.materials, "primitives": lay.prims.to_json(lay.materials),
+        "transients": g["transients"],
+    }
+    writers.write_json(gt_dir / "scene.json", scene_json)
+    writers.write_json(gt_dir / "appearance.json", {"canonical": g["canonical"], "images": g["apps"]})
+    cams = {v["name"]: {"split": v["split"], "sequence": v["seq"], **g["intr"],
+                        "T_world_cam": np.round(v["T_world_cam"], 12).tolist(),
+                        "has_transients": v["name"] in g["transients"]} for v in g["views"]}
+    writers.write_json(gt_dir / "cameras.json", {"layout": g["layout"], "focal": g["f"], "images": cams})
+    writers.write_json(gt_dir / "landmarks.json", g["landmarks"])
+
+
+def content_bounds_local(lay: layouts.Layout) -> tuple[np.ndarray, np.ndarray]:
+    """AABB (local) of the scene content: every primitive except the infinite-like ground slab."""
+    lo, hi = lay.prims.bounding_boxes()
+    names = [lay.materials[m]["name"] for m in np.concatenate([lay.prims.box_mat, lay.prims.cyl_mat, lay.prims.sph_mat])]
+    keep = np.array([n != "ground" for n in names])
+    lo, hi = lo[keep].min(0).astype(np.float64), hi[keep].max(0).astype(np.float64)
+    lo[2] = max(lo[2], 0.0) if lay.kind == "outdoor" else lo[2]
+    return np.round(lo, 6), np.round(hi, 6)

@@ -1,0 +1,42 @@
+"""Shared fixtures: small built-in scenes generated once per test session, and tiny training options."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Keep each test process to one thread on a 2-core machine running `pytest -n 2`.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+# Options that make a grid-field training step cheap in tests.
+TINY_GRID = ["--field", "grid", "--batch_size", "256", "--img_downscale", "1", "--log_freq", "5",
+             "--val_freq", "1000000", "--progress", "log"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cambridge(tmp_path_factory) -> Path:
+    """A small Cambridge-layout built-in scene (80x45 images). Returns the data root (scene 'Tiny')."""
+    from nerfw.synthetic import generate_scene
+
+    root = tmp_path_factory.mktemp("tiny_cambridge")
+    generate_scene(root, layout="cambridge", scene="Tiny", seed=1, width=80, height=45, n_train=12, n_test=3)
+    return root
+
+
+def train_argv(data_root: Path, run_root: Path, exp: str, *extra: str) -> list[str]:
+    return ["--data_root_dir", str(data_root), "--scene", "Tiny", "--root_dir", str(run_root),
+            "--exp_name", exp, *TINY_GRID, *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
+    """A briefly trained grid model on the tiny scene (shared by eval/render tests)."""
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    return train(parse_config(train_argv(tiny_cambridge, runs, "tiny", "--max_steps", "300", "--batch_size", "1024",
+                                         "--save_latest_freq", "1000")))

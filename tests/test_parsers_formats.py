@@ -1,0 +1,311 @@
+"""7-Scenes, COLMAP (text + binary), Phototourism, LLFF and transforms.json on real files; export round trip."""
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from nerfw.data import conventions as cv
+from nerfw.data.export import write_transforms
+from nerfw.data.loader import detect_format, load_scene
+from nerfw.data.parsers import colmap, sevenscenes
+from nerfw.data.parsers.phototourism import parse_tsv
+from nerfw.errors import DatasetError
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+def real(sub: str) -> Path:
+    p = REAL / sub
+    if not p.exists():
+        pytest.skip(f"{p} not available")
+    return p
+
+
+# ----------------------------------------------------------------------------- 7-Scenes
+def test_stairs_crlf_split_jpg_frames_and_depth():
+    root = real("sevenscenes_stairs_kapture/stairs")
+    scene = load_scene(root)
+    assert scene.format == "7scenes" and scene.split_counts() == {"train": 6, "test": 6}
+    names = [c.name for c in scene.cameras]
+    assert names[:3] == [f"seq-02/frame-00000{i}.color.jpg" for i in range(3)]  # sorted by frame index
+    assert names[6] == "seq-01/frame-000000.color.jpg" and scene.cameras[6].split == "test"
+    for c in scene.cameras:
+        pose_file = root / c.name.replace(".color.jpg", ".pose.txt")
+        assert np.allclose(c.T_world_cam, np.loadtxt(pose_file), atol=1e-12)  # MSVC exponents, tabs, CRLF
+        assert (c.width, c.height, c.fx, c.fy, c.cx, c.cy) == (640, 480, 525.0, 525.0, 320.0, 240.0)
+        assert c.depth_path.name.endswith(".depth.png")
+        depth = np.asarray(Image.open(c.depth_path)).astype(float)
+        valid = depth[(depth > 0) & (depth < 65535)] / 1000
+        if len(valid) > 20:
+            assert valid.min() * 0.9 - 1e-6 <= c.near < c.far <= valid.max() * 1.1 + 1e-6
+
+
+def test_stairs_pose_matches_independent_csv_and_focal_option():
+    root = real("sevenscenes_stairs_kapture/stairs")
+    rows = (real("sevenscenes_mstransformer_csv") / "abs_7scenes_pose.csv_stairs_test.csv").read_text().splitlines()
+    row = next(r.split(",") for r in rows if "seq-01/frame-000002" in r)
+    scene = load_scene(root, sevenscenes_focal=585.0, img_downscale=2)
+    c = next(c for c in scene.cameras if c.name == "seq-01/frame-000002.color.jpg")
+    assert np.allclose(c.center, [float(v) for v in row[4:7]], atol=1e-6)
+    assert np.allclose(cv.rotmat_to_quat(c.T_world_cam[:3, :3]), [float(v) for v in row[7:11]], atol=1e-5)
+    assert (c.width, c.height, c.fx, c.cx) == (320, 240, 292.5, 160.0)
+
+
+def test_vreloc_comma_separated_pose():
+    root = real("vreloc_7scenes_format")
+    T = sevenscenes.read_pose(root / "frame-000000.pose.txt")
+    assert np.allclose(T, np.loadtxt(root / "frame-000000.pose.txt", delimiter=","))
+    scene = load_scene(root)
+    assert scene.format == "7scenes" and len(scene.cameras) == 1 and 0 < scene.cameras[0].near < scene.cameras[0].far
+
+
+def copy_stairs(tmp_path: Path) -> Path:
+    dst = tmp_path / "stairs"
+    shutil.copytree(real("sevenscenes_stairs_kapture/stairs"), dst)
+    return dst
+
+
+def test_rendered_depth_preferred_and_split_comments(tmp_path):
+    root = copy_stairs(tmp_path)
+    (root / "TrainSplit.txt").write_bytes(b"# comment\r\n\r\nsequence2\r\n  Sequence3  \r\n")
+    tiff = root / "train" / "depth" / "seq02_frame-000001.pose.depth.tiff"
+    tiff.parent.mkdir(parents=True)
+    Image.fromarray(np.full((480, 640), 2000, np.uint16)).save(tiff)
+    scene = load_scene(root)
+    c = next(c for c in scene.cameras if c.name == "seq-02/frame-000001.color.jpg")
+    assert c.depth_path == tiff and np.isclose(c.near, 1.8) and np.isclose(c.far, 2.2)
+
+
+@pytest.mark.parametrize("content,what", [
+    ("nan 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "finite"),
+    ("1 0 0 inf\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "finite"),
+    ("1 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "4 numbers"),
+    ("2 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n", "rotation"),
+])
+def test_bad_7scenes_pose(tmp_path, content, what):
+    root = copy_stairs(tmp_path)
+    bad = root / "seq-03" / "frame-000001.pose.txt"
+    bad.write_text(content)
+    with pytest.raises(DatasetError, match=what) as err:
+        load_scene(root)
+    assert "frame-000001.pose.txt" in str(err.value)
+
+
+def test_bad_7scenes_split_and_missing_sequence(tmp_path):
+    root = copy_stairs(tmp_path)
+    (root / "TestSplit.txt").write_text("sequence1\nseq 4\n")
+    with pytest.raises(DatasetError, match=r"TestSplit.txt:2: expected 'sequenceN'"):
+        load_scene(root)
+    (root / "TestSplit.txt").write_text("sequence9\n")
+    with pytest.raises(DatasetError, match=r"TestSplit.txt:1: sequence9: folder seq-09 not found"):
+        load_scene(root)
+    (root / "TestSplit.txt").write_text("# nothing\n\n")
+    with pytest.raises(DatasetError, match=r"TestSplit.txt:1: .*empty"):
+        load_scene(root)
+
+
+# ----------------------------------------------------------------------------- COLMAP
+def test_maupertuis_point_reprojects_to_its_observation():
+    root = real("colmap_maupertuis_kapture")
+    scene = load_scene(root)
+    assert scene.format == "colmap" and len(scene.cameras) == 4 and scene.points.shape == (1039, 3)
+    model = colmap.read_model(root / "reconstruction")
+    errors = []
+    for view in scene.cameras:
+        im = next(i for i in model.images.values() if i.name == view.name)
+        assert (view.fx, view.cx, view.cy, view.width) == (1847.53, 959.5, 539.5, 1919)
+        has = np.flatnonzero(im.point3D_ids >= 0)
+        xyz = model.points_by_id(im.point3D_ids[has])
+        uv, z = cv.project_points(view.K, view.T_world_cam, xyz)
+        assert np.all(z > 0)
+        errors.append(np.median(np.linalg.norm(uv - im.xys[has], axis=1)))
+        assert view.near <= np.percentile(z, 50) <= view.far
+    assert max(errors) < 1.0  # pixels (measured 0.23-0.29): same pixel convention and pose direction as COLMAP
+    assert [c.split for c in scene.cameras] == ["test", "train", "train", "train"]  # sorted names, i % 8 == 0
+
+
+def write_colmap_bin(model: colmap.ColmapModel, folder: Path) -> None:
+    """Minimal COLMAP binary writer (test only) to check the binary reader against the text one."""
+    folder.mkdir(parents=True)
+    with open(folder / "cameras.bin", "wb") as f:
+        f.write(struct.pack("<Q", len(model.cameras)))
+        for c in model.cameras.values():
+            f.write(struct.pack("<iiQQ", c.id, colmap.CAMERA_MODELS[c.model][0], c.width, c.height))
+            f.write(np.asarray(c.params, "<f8").tobytes())
+    with open(folder / "images.bin", "wb") as f:
+        f.write(struct.pack("<Q", len(model.images)))
+        for im in model.images.values():
+            f.write(struct.pack("<i7di", im.id, *im.qvec, *im.tvec, im.camera_id) + im.name.encode() + b"\0")
+            f.write(struct.pack("<Q", len(im.xys)))
+            for (x, y), pid in zip(im.xys, im.point3D_ids):
+                f.write(struct.pack("<ddq", x, y, pid))
+    with open(folder / "points3D.bin", "wb") as f:
+        f.write(struct.pack("<Q", len(model.points)))
+        for pid, p, c in zip(model.point_ids, model.points, model.colors):
+            f.write(struct.pack("<Q3d3BdQ", pid, *p, *c, 0.5, 1) + struct.pack("<ii", 1, 0))
+
+
+def test_binary_model_in_sparse0_equals_text(tmp_path):
+    src = real("colmap_maupertuis_kapture")
+    text_scene = load_scene(src)
+    root = tmp_path / "maup"
+    shutil.copytree(src / "images", root / "images")
+    write_colmap_bin(colmap.read_model(src / "reconstruction"), root / "sparse" / "0")
+    scene = load_scene(root)
+    assert colmap.find_model_dir(root) == root / "sparse" / "0"
+    for a, b in zip(text_scene.cameras, scene.cameras):
+        assert a.name == b.name and np.allclose(a.T_world_cam, b.T_world_cam) and (a.fx, a.near) == (b.fx, b.near)
+    (root / "sparse" / "0" / "images.bin").write_bytes((root / "sparse" / "0" / "images.bin").read_bytes()[:100])
+    with pytest.raises(DatasetError, match="truncated"):
+        load_scene(root)
+
+
+def test_colmap_distortion_warned_and_bad_lines(tmp_path):
+    root = tmp_path / "m"
+    shutil.copytree(real("colmap_maupertuis_kapture"), root)
+    cams = root / "reconstruction" / "cameras.txt"
+    cams.write_text("# c\n1 OPENCV 1919 1079 1800 1790 959.5 539.5 0.01 0 0 0\n")
+    scene = load_scene(root)
+    assert scene.cameras[0].fy == 1790 and any("OPENCV" in w and "ignored" in w for w in scene.warnings)
+    cams.write_text("# c\n1 PINHOLE 1919 1079 1800 1790 959.5\n")
+    with pytest.raises(DatasetError, match=r"cameras.txt:2: expected 4 numbers"):
+        load_scene(root)
+    cams.write_text("1 OPENCV_FISHEYE 1919 1079 1 1 1 1 0 0 0 0\n")
+    with pytest.raises(DatasetError, match="not supported"):
+        load_scene(root)
+    (root / "images" / "02.jpg").unlink()
+    cams.write_text("1 SIMPLE_PINHOLE 1919 1079 1847.53 959.5 539.5\n")
+    with pytest.raises(DatasetError, match="1 listed image files not found: 02.jpg"):
+        load_scene(root)
+
+
+# ----------------------------------------------------------------------------- Phototourism
+@pytest.mark.parametrize("name,n_train,n_test", [("brandenburg", 859, 10), ("sacre", 950, 21), ("trevi", 1716, 19)])
+def test_phototourism_tsv(name, n_train, n_test):
+    rows = parse_tsv(real("phototourism_splits") / f"{name}.tsv")
+    assert sum(r.split == "train" for r in rows) == n_train and sum(r.split == "test" for r in rows) == n_test
+    assert all(r.filename.endswith(".jpg") for r in rows)
+    assert any(r.id is None for r in rows) or name != "brandenburg"
+    assert all(r.id is None or r.id >= 0 for r in rows)
+
+
+def test_phototourism_scene_maps_by_filename(tmp_path):
+    src = real("colmap_maupertuis_kapture")
+    root = tmp_path / "maup"
+    shutil.copytree(src / "images", root / "dense" / "images")
+    write_colmap_bin(colmap.read_model(src / "reconstruction"), root / "dense" / "sparse")
+    (root / "maup.tsv").write_text("filename\tid\tsplit\tdataset\n00.jpg\t\ttrain\tm\n01.jpg\tnan\ttest\tm\n"
+                                   "03.jpg\t77.0\ttrain\tm\nmissing.jpg\t5\ttrain\tm\n")
+    scene = load_scene(root)
+    assert scene.format == "phototourism"
+    assert [(c.name, c.split) for c in scene.cameras] == [("00.jpg", "train"), ("01.jpg", "test"), ("03.jpg", "train")]
+    assert any("missing.jpg" in w for w in scene.warnings) and any("1 id(s) differ" in w for w in scene.warnings)
+    (root / "maup.tsv").write_text("filename\tid\tsplit\tdataset\n00.jpg\t\tvalidation\tm\n")
+    with pytest.raises(DatasetError, match=r"maup.tsv:2: expected split"):
+        load_scene(root)
+
+
+# ----------------------------------------------------------------------------- LLFF
+def test_llff_fern():
+    root = real("llff_fern")
+    pb = np.load(root / "poses_bounds.npy")
+    scene = load_scene(root, img_downscale=8)
+    assert scene.format == "llff" and len(scene.cameras) == 20 and not scene.warnings
+    assert [i for i, c in enumerate(scene.cameras) if c.split == "test"] == [0, 8, 16]
+    c = scene.cameras[3]
+    P = pb[3, :15].reshape(3, 5)
+    assert (c.width, c.height) == (504, 378) and np.isclose(c.fx, P[2, 4] / 8) and np.isclose(c.cx, 252)
+    assert (c.near, c.far) == tuple(pb[3, 15:])
+    assert np.allclose(c.T_world_cam[:3, 2], -P[:, 2]) and np.allclose(c.T_world_cam[:3, 1], P[:, 0])
+    assert c.image_path.parent.name == "images_8" and c.name == "images_8/image003.png"
+    scene4 = load_scene(root, img_downscale=4)
+    assert scene4.cameras[0].width == 1008 and any("images_8" in w for w in scene4.warnings)
+
+
+# ----------------------------------------------------------------------------- transforms.json
+def lego_subset(tmp_path: Path) -> Path:
+    src = real("nerf_synthetic_lego")
+    root = tmp_path / "lego"
+    root.mkdir()
+    (root / "train").symlink_to(src / "train")
+    meta = json.loads((src / "transforms_train.json").read_text())
+    meta["frames"] = meta["frames"][:10]
+    (root / "transforms_train.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_lego_train_frames(tmp_path):
+    root = lego_subset(tmp_path)
+    meta = json.loads((root / "transforms_train.json").read_text())
+    scene = load_scene(root)
+    assert scene.format == "transforms" and scene.split_counts() == {"train": 10}
+    f = 0.5 * 800 / np.tan(0.5 * meta["camera_angle_x"])
+    for c, fr in zip(scene.cameras, meta["frames"]):
+        assert c.name == fr["file_path"][2:] + ".png" and (c.width, c.height) == (800, 800)
+        assert np.isclose(c.fx, f) and (c.cx, c.near, c.far) == (400.0, 2.0, 6.0)
+        M = np.array(fr["transform_matrix"])
+        assert np.allclose(c.center, M[:3, 3]) and np.allclose(c.T_world_cam[:3, 2], -M[:3, 2])
+        # Blender cameras look at the origin: the object projects near the image centre.
+        uv, z = cv.project_points(c.K, c.T_world_cam, np.zeros((1, 3)))
+        assert z[0] > 0 and np.all(np.abs(uv[0] - 400) < 40)
+
+
+def test_full_lego_lists_missing_images():
+    with pytest.raises(DatasetError, match=r"386 listed image files not found: train/r_10"):
+        load_scene(real("nerf_synthetic_lego"))
+
+
+def test_bad_transforms(tmp_path):
+    root = lego_subset(tmp_path)
+    p = root / "transforms_train.json"
+    p.write_text('{"frames": [\n{"file_path": "./train/r_0",\n')
+    with pytest.raises(DatasetError, match=r"transforms_train.json:3: expected valid JSON"):
+        load_scene(root)
+    meta = {"camera_angle_x": 0.7, "frames": [{"file_path": "./train/r_0", "transform_matrix": [[np.nan] * 4] * 4}]}
+    p.write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="finite transform_matrix"):
+        load_scene(root)
+
+
+# ----------------------------------------------------------------------------- export round trip + detection
+@pytest.mark.parametrize("sub", ["colmap_maupertuis_kapture", "sevenscenes_stairs_kapture/stairs"])
+def test_export_transforms_reads_back_to_the_same_cameras(tmp_path, sub):
+    scene = load_scene(real(sub))
+    out = write_transforms(scene, tmp_path / "exp" / "transforms.json")
+    back = load_scene(tmp_path / "exp")
+    assert back.format == "transforms" and len(back.cameras) == len(scene.cameras)
+    for a, b in zip(scene.cameras, back.cameras):
+        assert a.image_path.resolve() == b.image_path.resolve() and a.split == b.split
+        assert np.allclose(a.T_world_cam, b.T_world_cam, atol=1e-9)
+        assert np.allclose([a.fx, a.fy, a.cx, a.cy, a.width, a.height, a.near, a.far],
+                           [b.fx, b.fy, b.cx, b.cy, b.width, b.height, b.near, b.far])
+    frame = json.loads(out.read_text())["frames"][0]
+    assert not frame["file_path"].startswith("/")
+
+
+def test_unknown_folder_lists_what_was_looked_for(tmp_path):
+    with pytest.raises(DatasetError, match="unknown dataset layout; looked for cambridge: dataset_train.txt"):
+        detect_format(tmp_path)
+    with pytest.raises(DatasetError, match="not found"):
+        load_scene(tmp_path, "nope")
+
+
+@given(st.text(max_size=150))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fuzz_text_parsers(tmp_path, text):
+    from nerfw.data.parsers.phototourism import parse_tsv as tsv
+
+    for name, fn in (("TrainSplit.txt", sevenscenes.parse_split_file), ("pose.txt", sevenscenes.read_pose),
+                     ("cameras.txt", colmap.read_cameras_txt), ("images.txt", colmap.read_images_txt),
+                     ("points3D.txt", colmap.read_points3d_txt), ("s.tsv", tsv)):
+        p = tmp_path / name
+        p.write_bytes(text.encode("utf-8", errors="replace"))
+        try:
+            fn(p)
+        except DatasetError:
+            pass
