@@ -111,6 +111,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
 
     with imageio.get_writer(str(path), fps=fps, codec="libx264", quality=8, macro_block_size=1) as writer:
         for frame in frames:
+            # H.264 with yuv420p needs even sides: repeat the last row/column where a side is odd
+            h, w = frame.shape[:2]
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             writer.append_data((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8))
     return path
 

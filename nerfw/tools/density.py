@@ -1,0 +1,240 @@
+"""`nerfw density`: probe a trained run's STATIC density on a regular 3-D grid (LENS, arXiv 2110.06558).
+
+LENS chooses novel camera centres in free space, which it finds from the NeRF's density. This module samples
+the static density sigma(x) of the model on a regular grid over the scene, in the DATASET frame and units:
+
+* the box: robust percentiles (0.5 / 99.5) of the training camera centres and of the dataset's sparse points
+  (their union), expanded by a margin on every side. (The seed used the camera centres only, so geometry
+  outside the camera hull was never probed.)
+* the grid: cubic cells of side ``spacing = longest box side / resolution``; one sample at each cell centre.
+* units: sigma is returned per DATASET unit of length (1/metre for Cambridge and 7-Scenes). The model works
+  in the normalised frame ``x_model = (x_dataset - center) * scale`` where optical depth is
+  ``sigma_model * dt_model``; since ``dt_model = scale * dt_dataset``, ``sigma_dataset = sigma_model * scale``.
+* occupied: cells with ``sigma_dataset > threshold``. The default threshold makes a cell occupied when light
+  crossing it would be absorbed to 50 %: ``1 - exp(-sigma * spacing) = 0.5``, so ``sigma = ln 2 / spacing``.
+
+Outputs in RUN/density/ (or --out): density.npz (axes x, y, z [n_i]; sigma [nx, ny, nz]; bounds [2, 3];
+spacing; threshold; occupied_points [M, 3]; model_scale) and occupied.ply (occupied cells as points,
+coloured by density, with the training cameras) for MeshLab.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfw.data.scene import Normalization, SceneData
+from nerfw.errors import ConfigError, NerfwError
+
+BOUNDS_PERCENTILES = (0.5, 99.5)  # robust box of camera centres / sparse points (seed: 0.5-99.5 of centres)
+DEFAULT_RESOLUTION = 128  # cells along the longest side of the box (seed: 64 along the shortest)
+DEFAULT_MARGIN_FRACTION = 0.05  # margin = this * longest side of the percentile box, when --margin is not given
+DEFAULT_OCCUPIED_ALPHA = 0.5  # a cell is occupied when it absorbs this fraction of light (default threshold)
+MAX_CELLS = 64_000_000  # refuse grids larger than this (memory: 4 bytes per cell for sigma)
+
+
+@dataclass
+class DensityGrid:
+    """Static density sampled at cell centres; everything in the dataset frame and units."""
+
+    axes: tuple[np.ndarray, np.ndarray, np.ndarray]  # cell-centre coordinates along x, y, z: [nx], [ny], [nz]
+    sigma: np.ndarray  # [nx, ny, nz] float32, per dataset unit of length
+    bounds: np.ndarray  # [2, 3] box corners (min, max)
+    spacing: float  # cell side
+    threshold: float  # sigma above which a cell is occupied (per dataset unit)
+
+    @property
+    def occupied_mask(self) -> np.ndarray:
+        return self.sigma > self.threshold  # [nx, ny, nz]
+
+    @property
+    def occupied_points(self) -> np.ndarray:
+        """Centres of occupied cells [M, 3]."""
+        ix, iy, iz = np.nonzero(self.occupied_mask)
+        return np.stack([self.axes[0][ix], self.axes[1][iy], self.axes[2][iz]], axis=-1)
+
+    def cell_centers(self) -> np.ndarray:
+        """All cell centres [nx * ny * nz, 3] in C order (x slowest), matching sigma.ravel()."""
+        X, Y, Z = np.meshgrid(*self.axes, indexing="ij")
+        return np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=-1)
+
+
+# ----------------------------------------------------------------------------- the box
+def scene_box(scene: SceneData, margin: float | None = None,
+              percentiles: tuple[float, float] = BOUNDS_PERCENTILES) -> np.ndarray:
+    """[2, 3] box over the training camera centres and the sparse points (robust percentiles), + margin.
+
+    `margin` is in dataset units; None uses DEFAULT_MARGIN_FRACTION of the box's longest side.
+    """
+    train = scene.split("train") or scene.cameras
+    sets = [np.stack([c.center for c in train])]  # [n_cams, 3]
+    if scene.points is not None and len(scene.points):
+        sets.append(np.asarray(scene.points, dtype=np.float64).reshape(-1, 3))
+    lo = np.min([np.percentile(s, percentiles[0], axis=0) for s in sets], axis=0)
+    hi = np.max([np.percentile(s, percentiles[1], axis=0) for s in sets], axis=0)
+    if margin is None:
+        margin = DEFAULT_MARGIN_FRACTION * float(np.max(hi - lo))
+    margin = max(float(margin), 1e-6)
+    return np.stack([lo - margin, hi + margin])
+
+
+def grid_axes(bounds: np.ndarray, resolution: int) -> tuple[tuple[np.ndarray, ...], float]:
+    """Cubic cells of side longest/resolution covering `bounds`: (cell-centre axes, spacing)."""
+    extent = bounds[1] - bounds[0]  # [3]
+    spacing = float(np.max(extent)) / resolution
+    counts = np.maximum(1, np.ceil(extent / spacing - 1e-9).astype(int))  # [3]
+    if int(np.prod(counts)) > MAX_CELLS:
+        raise ConfigError(f"--resolution {resolution} gives {int(np.prod(counts))} cells (max {MAX_CELLS})")
+    axes = tuple(bounds[0, i] + (np.arange(counts[i]) + 0.5) * spacing for i in range(3))
+    return axes, spacing
+
+
+# ----------------------------------------------------------------------------- density queries
+def static_field(model: torch.nn.Module) -> torch.nn.Module:
+    """The field whose static density renders the images: the grid field, or the mlp's last (fine) network."""
+    renderer = model.renderer
+    return renderer.field if hasattr(renderer, "field") else renderer.nets[-1]
+
+
+def model_static_sigma(model: torch.nn.Module, x_model: torch.Tensor) -> torch.Tensor:
+    """Static density at model-frame points [N, 3] -> [N] (per model unit of length).
+
+    NeRFW has no density-only query, so this calls the field's documented forward
+    ``field(x [R, S, 3], dirs [R, 3], image_ids [R], appearance, use_transient) -> FieldOutput`` with one
+    sample per "ray" and the transient head off; static sigma depends on neither the direction nor the
+    image, so both are placeholders. (A model that grows ``static_density(x)`` is used instead.)
+    """
+    if hasattr(model, "static_density"):
+        return model.static_density(x_model).reshape(-1)
+    n = x_model.shape[0]
+    dirs = torch.zeros(n, 3, dtype=x_model.dtype, device=x_model.device)  # [N, 3] placeholder, unit +z
+    dirs[:, 2] = 1.0
+    ids = torch.zeros(n, dtype=torch.long, device=x_model.device)  # [N] placeholder
+    out = static_field(model)(x_model[:, None, :], dirs, ids, None, use_transient=False)
+    return out.sigma[:, 0]  # [N]
+
+
+@torch.no_grad()
+def static_sigma_dataset(model: torch.nn.Module, normalization: Normalization,
+                         points: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Static density at DATASET-frame points [N, 3] -> [N] float32 per dataset unit of length.
+
+    x_model = (x - center) * scale (Normalization); sigma_dataset = sigma_model * scale (see module doc).
+    """
+    device = next(model.parameters()).device
+    x_model = normalization.points_to_model(np.asarray(points, dtype=np.float64).reshape(-1, 3))  # [N, 3]
+    out = np.empty(len(x_model), dtype=np.float32)
+    for start in range(0, len(x_model), chunk):
+        x = torch.as_tensor(x_model[start:start + chunk], dtype=torch.float32, device=device)
+        out[start:start + chunk] = model_static_sigma(model, x).float().cpu().numpy()
+    return out * np.float32(normalization.scale)
+
+
+def default_threshold(spacing: float, alpha: float = DEFAULT_OCCUPIED_ALPHA) -> float:
+    """sigma such that a ray crossing one cell is absorbed by `alpha`: 1 - exp(-sigma * spacing) = alpha."""
+    return -math.log(1.0 - alpha) / spacing
+
+
+def probe_density(model: torch.nn.Module, normalization: Normalization, bounds: np.ndarray,
+                  resolution: int = DEFAULT_RESOLUTION, threshold: float | None = None,
+                  chunk: int = 65536) -> DensityGrid:
+    """Sample the static density on a regular grid over `bounds` ([2, 3], dataset frame)."""
+    axes, spacing = grid_axes(np.asarray(bounds, dtype=np.float64), resolution)
+    grid = DensityGrid(axes=axes, sigma=np.zeros(0, np.float32), bounds=np.asarray(bounds, np.float64),
+                       spacing=spacing, threshold=float(threshold) if threshold else default_threshold(spacing))
+    sigma = static_sigma_dataset(model, normalization, grid.cell_centers(), chunk)
+    grid.sigma = sigma.reshape(len(axes[0]), len(axes[1]), len(axes[2]))
+    return grid
+
+
+# ----------------------------------------------------------------------------- files
+def save_density(grid: DensityGrid, out_dir: Path, model_scale: float) -> Path:
+    """Write density.npz (atomically) into out_dir and return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "density.npz"
+    tmp = out_dir / "density.tmp.npz"
+    np.savez_compressed(tmp, x=grid.axes[0], y=grid.axes[1], z=grid.axes[2], sigma=grid.sigma.astype(np.float32),
+                        bounds=grid.bounds, spacing=grid.spacing, threshold=grid.threshold,
+                        occupied_points=grid.occupied_points, model_scale=model_scale,
+                        frame="dataset", units="sigma per dataset unit of length")
+    tmp.replace(path)
+    return path
+
+
+def load_density(path: Path) -> DensityGrid:
+    """Read a density.npz written by save_density."""
+    path = Path(path)
+    if not path.is_file():
+        raise NerfwError(f"{path}: density grid not found (run `nerfw density --run RUN` first)")
+    with np.load(path) as d:
+        return DensityGrid(axes=(d["x"], d["y"], d["z"]), sigma=d["sigma"], bounds=d["bounds"],
+                           spacing=float(d["spacing"]), threshold=float(d["threshold"]))
+
+
+def density_colors(sigma: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 [M, 3] colours of occupied cells: grey-brown ramp over log(sigma / threshold)."""
+    v = np.log(np.maximum(sigma, threshold) / threshold)
+    v = v / max(float(np.percentile(v, 99)) if len(v) else 1.0, 1e-6)
+    v = np.clip(v, 0, 1)[:, None]
+    low, high = np.array([230, 200, 120]), np.array([120, 40, 20])
+    return (low * (1 - v) + high * v).astype(np.uint8)
+
+
+def write_density_ply(grid: DensityGrid, path: Path, scene: SceneData | None = None) -> Path:
+    """Occupied cell centres as coloured points (+ the training cameras, red) in one PLY."""
+    from nerfw.tools.cameras_ply import write_cameras_ply
+
+    mask = grid.occupied_mask
+    points, colors = grid.occupied_points, density_colors(grid.sigma[mask], grid.threshold)
+    cameras = scene.split("train") if scene is not None else []
+    if not cameras and not len(points):
+        points, colors = grid.bounds, np.zeros((2, 3), np.uint8)  # an empty probe: write the box corners
+    return write_cameras_ply(Path(path), cameras, points=points, point_colors=colors)
+
+
+def run_density(run, out_dir: Path | None = None, resolution: int = DEFAULT_RESOLUTION,
+                threshold: float | None = None, margin: float | None = None, chunk: int = 65536,
+                log=print) -> tuple[DensityGrid, Path]:
+    """Probe a loaded run (nerfw.tools.run_io.Run); write density.npz + occupied.ply; return (grid, npz)."""
+    out_dir = Path(out_dir) if out_dir else Path(run.run_dir) / "density"
+    bounds = scene_box(run.scene, margin)
+    grid = probe_density(run.model, run.normalization, bounds, resolution, threshold, chunk)
+    npz = save_density(grid, out_dir, run.normalization.scale)
+    write_density_ply(grid, out_dir / "occupied.ply", run.scene)
+    occ = int(grid.occupied_mask.sum())
+    log(f"density: {grid.sigma.shape} cells of {grid.spacing:.4g} over box {np.round(bounds, 3).tolist()}; "
+        f"{occ} occupied ({100.0 * occ / grid.sigma.size:.1f} %) at sigma > {grid.threshold:.4g}")
+    return grid, npz
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nerfw density", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="a training run folder")
+    p.add_argument("--out", default="", help="output folder (default RUN/density)")
+    p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="cells along the longest box side")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="occupied where sigma > this, per dataset unit (default: ln2 / cell side)")
+    p.add_argument("--margin", type=float, default=None,
+                   help=f"box margin in dataset units (default {DEFAULT_MARGIN_FRACTION:g} x longest side)")
+    p.add_argument("--chunk", type=int, default=65536, help="points per model query")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.resolution < 2:
+        raise ConfigError(f"--resolution must be >= 2, got {args.resolution}")
+    if args.threshold < 0 or (args.margin is not None and args.margin < 0):
+        raise ConfigError("--threshold and --margin must be >= 0")
+    from nerfw.tools.run_io import load_run
+
+    run = load_run(args.run, device=args.device)
+    _, npz = run_density(run, args.out or None, args.resolution, args.threshold or None, args.margin, args.chunk)
+    print(f"wrote {npz} and {npz.parent / 'occupied.ply'}")
+    return 0
