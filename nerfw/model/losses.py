@@ -1,0 +1,64 @@
+"""Loss terms of NeRF-W (Martin-Brualla et al. 2020, Eq. 13-14) and of the proposal sampler (mip-NeRF 360,
+Barron et al. 2022, Eq. 13). Pure functions; the weights come from ModelConfig, never from literals here."""
+from __future__ import annotations
+
+import torch
+
+# Keeps 1 / w finite in the proposal loss for empty intervals (multinerf uses the same epsilon).
+PROPOSAL_EPS = 1e-7
+
+
+def mse(rgb: torch.Tensor, rgb_gt: torch.Tensor) -> torch.Tensor:
+    """Plain NeRF colour loss: mean over rays and channels of (C - C_gt)^2 (as the seed and nerf_pl)."""
+    return torch.mean((rgb - rgb_gt) ** 2)
+
+
+def nerfw_color_loss(rgb: torch.Tensor, rgb_gt: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """NeRF-W Eq. 13, first term: mean over rays of ||C - C_gt||^2 / (2 beta^2), the squared norm summed over
+    the 3 channels as in the paper. (The seed and nerf_pl average over channels instead, i.e. divide this by 3,
+    which moves the optimal beta by a factor sqrt(3).) rgb, rgb_gt [N, 3]; beta [N]."""
+    return torch.mean(((rgb - rgb_gt) ** 2).sum(-1) / (2 * beta**2))
+
+
+def log_beta_loss(beta: torch.Tensor) -> torch.Tensor:
+    """NeRF-W Eq. 13, second term: (log beta^2) / 2 = log beta, averaged over rays. nerf_pl writes
+    3 + log(beta) to keep the logged loss positive; the constant changes no gradient and is left out."""
+    return torch.mean(torch.log(beta))
+
+
+def transient_density_loss(transient_sigma_mean: torch.Tensor, lambda_u: float) -> torch.Tensor:
+    """NeRF-W Eq. 13, third term: lambda_u / K sum_k sigma_t_k, averaged over rays ([N] per-ray means)."""
+    return lambda_u * torch.mean(transient_sigma_mean)
+
+
+def depth_loss(depth: torch.Tensor, depth_gt: torch.Tensor, kind: str) -> torch.Tensor:
+    """L1 or L2 between rendered and given z-depth [N], over the rays whose depth_gt is finite and > 0."""
+    valid = torch.isfinite(depth_gt) & (depth_gt > 0)
+    if not bool(valid.any()):
+        return depth.sum() * 0.0  # keeps the graph (DDP) when a batch has no valid depth
+    err = depth[valid] - depth_gt[valid]
+    if kind == "l1":
+        return err.abs().mean()
+    if kind == "l2":
+        return (err**2).mean()
+    raise ValueError(f"depth loss must be l1 or l2, got {kind!r}")
+
+
+def outer_weights(edges: torch.Tensor, edges_p: torch.Tensor, w_p: torch.Tensor) -> torch.Tensor:
+    """For each interval of ``edges`` [N, n+1], the summed proposal weight w_p [N, m] of every proposal
+    interval of ``edges_p`` [N, m+1] that overlaps it (mip-NeRF 360 Eq. 12's bound). Returns [N, n]."""
+    cw = torch.cat([torch.zeros_like(w_p[:, :1]), torch.cumsum(w_p, dim=-1)], dim=-1)  # [N, m+1]
+    m = w_p.shape[-1]
+    idx = torch.searchsorted(edges_p.contiguous(), edges.contiguous(), right=True)  # [N, n+1]: #edges_p <= e
+    lo = (idx - 1).clamp(0, m)  # proposal interval that contains each edge
+    hi = idx.clamp(0, m)
+    return cw.gather(-1, hi[:, 1:]) - cw.gather(-1, lo[:, :-1])
+
+
+def proposal_loss(edges: torch.Tensor, weights: torch.Tensor, edges_p: torch.Tensor,
+                  w_p: torch.Tensor) -> torch.Tensor:
+    """mip-NeRF 360 Eq. 13: sum_i max(0, w_i - bound_i)^2 / w_i, with the NeRF weights w [N, n] detached so
+    only the proposal network learns; averaged over rays. Zero when the proposal bounds the NeRF histogram."""
+    w = weights.detach()
+    bound = outer_weights(edges.detach(), edges_p.detach(), w_p)
+    return torch.mean((torch.clamp_min(w - bound, 0) ** 2 / (w + PROPOSAL_EPS)).sum(-1))
