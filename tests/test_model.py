@@ -82,9 +82,9 @@ def test_appearance_vectors_and_override():
     torch.testing.assert_close(model.appearance_vector(interpolate=(0, 1, 0.25)), 0.75 * table[0] + 0.25 * table[1])
     torch.testing.assert_close(model.appearance_vector(mean=True), table.mean(0))  # nothing trained yet
     o, d, near, far, _ = _rays(8)
-    model.train()
-    model(o, d, near, far, torch.tensor([1, 3] * 4))
+    model.mark_trained([1, 3])  # the training split, as the trainer records it
     torch.testing.assert_close(model.appearance_vector(mean=True), table[[1, 3]].mean(0))
+    assert model.state_dict()["trained_images"].tolist() == [False, True, False, True]
     v = torch.arange(48.0)
     torch.testing.assert_close(model.appearance_vector(vector=v), v)
     model.eval()

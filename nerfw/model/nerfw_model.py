@@ -32,13 +32,15 @@ class RenderOutput:
     opacity: torch.Tensor  # [N] 1 - final transmittance
     beta: torch.Tensor  # [N] NeRF-W Eq. 11 uncertainty (beta_min without transient head)
     transient_sigma_mean: torch.Tensor  # [N] mean transient density over the samples (0 without)
+    transient_opacity: torch.Tensor  # [N] sum of transient weights (share of the pixel from transients; 0 without)
     has_transient: bool = False  # whether the transient head ran (selects the NeRF-W or the plain loss)
     aux_rgb: list[torch.Tensor] = field(default_factory=list)  # mlp: coarse / intermediate images [N, 3]
     proposal: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # grid: (edges, weights)
     edges: torch.Tensor | None = None  # grid: final interval edges [N, S+1] (spacing coordinate)
     weights: torch.Tensor | None = None  # final weights [N, S]
 
-    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "opacity", "beta", "transient_sigma_mean")
+    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "opacity", "beta", "transient_sigma_mean",
+                 "transient_opacity")
 
     @classmethod
     def cat(cls, outs: list["RenderOutput"]) -> "RenderOutput":
@@ -50,7 +52,7 @@ class RenderOutput:
 def _output(comp: Composite, sigma_t: torch.Tensor | None, **extra) -> RenderOutput:
     t_mean = sigma_t.mean(-1) if sigma_t is not None else torch.zeros_like(comp.depth)
     return RenderOutput(comp.rgb, comp.rgb_static, comp.rgb_transient, comp.depth, comp.opacity, comp.beta,
-                        t_mean, has_transient=sigma_t is not None, weights=comp.weights, **extra)
+                        t_mean, comp.transient_opacity, has_transient=sigma_t is not None, weights=comp.weights, **extra)
 
 
 class MLPRenderer(nn.Module):
@@ -164,12 +166,16 @@ class NeRFW(nn.Module):
         appearance ([a_dim] or [N, a_dim]) overrides the per-image embedding; perturb None -> self.training."""
         perturb = self.training if perturb is None else perturb
         jitter = self.cfg.perturb if perturb else 0.0
-        if self.training and torch.is_grad_enabled():
-            self.trained_images[image_ids] = True
         if appearance is not None and appearance.dim() == 2 and appearance.shape[0] != rays_o.shape[0]:
             raise ValueError(f"appearance has {appearance.shape[0]} rows for {rays_o.shape[0]} rays")
         return self.renderer(rays_o, rays_d, near, far, image_ids.long(), appearance,
                              use_transient and self.cfg.encode_t, jitter)
+
+    @torch.no_grad()
+    def mark_trained(self, image_ids) -> None:
+        """Record which images' embeddings are trained (the mean appearance averages these). The trainer calls
+        this once with the training split, identically on every DDP rank."""
+        self.trained_images[torch.as_tensor(image_ids, dtype=torch.long, device=self.trained_images.device)] = True
 
     @torch.no_grad()
     def render_chunked(self, rays_o, rays_d, near, far, image_ids, chunk: int, **kwargs) -> RenderOutput:

@@ -67,6 +67,7 @@ class Composite:
     beta: torch.Tensor  # [n_rays] NeRF-W Eq. 11 uncertainty, beta_min when there is no transient head
     weights: torch.Tensor  # [n_rays, S] w_s (+ w_t): where the content is (drives resampling / proposal loss)
     weights_static: torch.Tensor  # [n_rays, S] static weights of the joint compositing (w_s)
+    transient_opacity: torch.Tensor  # [n_rays] sum_i w_t_i: the share of the pixel explained by transients
 
 
 def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Tensor, z: torch.Tensor, *,
@@ -88,7 +89,8 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
         opacity = w_static_only.sum(-1)
         rgb_static = rgb_static + background * (1 - opacity[:, None])
         return Composite(rgb_static, rgb_static, torch.zeros_like(rgb_static), (w_static_only * z).sum(-1),
-                         opacity, torch.full_like(opacity, beta_min), w_static_only, w_static_only)
+                         opacity, torch.full_like(opacity, beta_min), w_static_only, w_static_only,
+                         torch.zeros_like(opacity))
     w_s, w_t = nerfw_weights(sigma_s, sigma_t, delta)
     opacity = -torch.expm1(-((sigma_s + sigma_t) * delta).sum(-1))  # joint 1 - T_{S+1}, in [0, 1]
     rgb = composite(w_s, rgb_s) + composite(w_t, rgb_t) + background * (1 - opacity[:, None])
@@ -96,7 +98,8 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
     rgb_transient = composite(w_transient_only, rgb_t)
     rgb_static = rgb_static + background * (1 - w_static_only.sum(-1, keepdim=True))
     beta_hat = (w_t * beta).sum(-1) + beta_min  # Eq. 11 (+ beta_min, Sec. 4.2)
-    return Composite(rgb, rgb_static, rgb_transient, (w_s * z).sum(-1), opacity, beta_hat, w_s + w_t, w_s)
+    return Composite(rgb, rgb_static, rgb_transient, (w_s * z).sum(-1), opacity, beta_hat, w_s + w_t, w_s,
+                     w_t.sum(-1))
 
 
 def deltas_from_depths(z: torch.Tensor, ray_norm: torch.Tensor, last: float) -> torch.Tensor:

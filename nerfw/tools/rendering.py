@@ -59,7 +59,7 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
     img = lambda t: t.detach().float().reshape(H, W, -1).cpu().numpy()  # noqa: E731
     result = {"rgb": img(out.rgb), "rgb_static": img(out.rgb_static), "rgb_transient": img(out.rgb_transient),
               "depth": img(out.depth)[..., 0] / normalization.scale, "opacity": img(out.opacity)[..., 0],
-              "beta": img(out.beta)[..., 0]}
+              "beta": img(out.beta)[..., 0], "transient_opacity": img(out.transient_opacity)[..., 0]}
     result["depth_vis"] = colorize(result["depth"])
     result["beta_vis"] = colorize(result["beta"])
     return result

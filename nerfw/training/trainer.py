@@ -143,6 +143,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
+    model.mark_trained(train_ids(scene))
     optimizer, scheduler = make_optimizer(model, cfg, n_total)
     progress = Progress()
     if resume:
