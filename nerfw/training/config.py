@@ -50,6 +50,7 @@ class TrainConfig:
     num_gpus: int = -1  # DDP processes on GPUs (NCCL); -1: one GPU if present, else the CPU (seed: 1)
     num_procs: int = 1  # DDP processes on the CPU (gloo), for CPU-only machines and tests
     amp: str = "auto"  # auto|on|off: bfloat16 autocast, on CUDA only
+    threads: int = 0  # CPU threads per process; 0: $OMP_NUM_THREADS if set, else cores / processes
     # --- checkpoints and logging
     save_latest_freq: int = 1000  # steps between checkpoints (seed: 6750)
     keep_ckpts: int = 3  # how many recent checkpoints to keep

@@ -117,12 +117,23 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step) % (2**63 - 1)
 
 
+def cpu_threads(requested: int, world_size: int) -> int:
+    """Threads per process: the flag, else $OMP_NUM_THREADS, else the cores shared among the processes
+    (oversubscribing a small CPU makes every step many times slower)."""
+    if requested > 0:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // world_size)
+
+
 def run_worker(rank: int, world_size: int, backend, init_method, device_kind: str, cfg_dict: dict) -> None:
     cfg = Config.from_dict(cfg_dict)
     ddp.init_group(rank, world_size, backend, init_method)
     try:
         if device_kind == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+            torch.set_num_threads(cpu_threads(cfg.train.threads, world_size))
         _train(rank, world_size, device_kind, cfg)
     finally:
         ddp.close_group()

@@ -1,0 +1,95 @@
+"""Smoke tests of the benchmark scripts' logic (the benchmarks themselves take minutes and are run by hand)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import distribution  # noqa: E402
+import run_all  # noqa: E402
+import throughput  # noqa: E402
+import time_to_quality as ttq  # noqa: E402
+
+
+def test_machine_description_has_the_essentials():
+    m = common.machine()
+    assert m["cores"] >= 1 and m["cpu"] and m["torch"]
+    assert isinstance(m["gpus"], list)
+    assert "cores" in common.machine_line(m)
+    assert common.devices()[0] == "cpu"
+
+
+def test_write_result_round_trips(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    path = common.write_result("unit", {"x": 1.5, "p": Path("/a")}, {"s": 1}, ["note"])
+    data = json.loads(path.read_text())
+    assert path == tmp_path / "unit.json"
+    assert data["figures"] == {"x": 1.5, "p": "/a"} and data["notes"] == ["note"]
+    assert data["machine"]["cores"] >= 1 and data["date"]
+    assert common.read_result("unit")["settings"] == {"s": 1}
+
+
+def test_samples_per_ray_counts_every_network_evaluation():
+    from nerfw.model.config import ModelConfig
+
+    assert throughput.samples_per_ray(ModelConfig(field="mlp")) == {"field": 64 + (64 + 128), "proposal": 0}
+    two_fine = ModelConfig(field="mlp", N_c=8, N_f=4, n_fine=2)  # coarse 8, fine 8+4, fine 8+8
+    assert throughput.samples_per_ray(two_fine)["field"] == 8 + 12 + 16
+    grid = ModelConfig(field="grid")
+    assert throughput.samples_per_ray(grid) == {"field": grid.grid_samples, "proposal": grid.proposal_samples}
+
+
+def test_time_to_reach_interpolates_between_marks():
+    curve = [{"seconds": 5, "test_psnr": 10.0}, {"seconds": 10, "test_psnr": 14.0},
+             {"seconds": 15, "test_psnr": 16.0}]
+    assert ttq.time_to_reach(curve, 12.0) == (10, 7.5)
+    assert ttq.time_to_reach(curve, 9.0) == (5, 5)
+    assert ttq.time_to_reach(curve, 17.0) == (None, None)
+    assert ttq.copy_at(curve, 10)["test_psnr"] == 14.0 and ttq.copy_at(curve, 11)["seconds"] == 15
+    assert ttq.copy_at(curve, 20) is None
+
+
+def test_marks_cover_the_budget():
+    args = SimpleNamespace(grid_minutes=0.5, mlp_minutes=10.0, mlp_marks=1)
+    assert ttq.marks_for("grid", args) == [5, 10, 15, 20, 25, 30.0]
+    assert ttq.marks_for("mlp", args) == [30.0, 300.0, 600.0]
+
+
+def test_steady_rate_drops_the_warm_up_interval(tmp_path):
+    (tmp_path / "loss_log.txt").write_text(
+        "training grid field ...\n"
+        "step 10 loss 0.1 psnr 10.00 lr 1.00e-02 beta 0.100 1.00 steps/s\n"
+        "step 20 loss 0.1 psnr 10.00 lr 1.00e-02 beta 0.100 4.00 steps/s\n"
+        "step 30 loss 0.1 psnr 10.00 lr 1.00e-02 beta 0.100 2.00 steps/s\n")
+    rows = distribution.rates_from_log(tmp_path)
+    assert rows == [(10, 1.0), (20, 4.0), (30, 2.0)]
+    assert distribution.steady_rate(rows) == pytest.approx(20 / (10 / 4 + 10 / 2))
+    assert distribution.steady_rate(rows[:1]) is None
+
+
+def test_run_all_figures_compare_with_targets():
+    hit = run_all.figure("samples/s", 300_000.0, ">=", 200_000, 0)
+    miss = run_all.figure("render s", 3.0, "<=", 2.0)
+    assert hit["meets"] is True and hit["ratio"] == pytest.approx(1.5)
+    assert miss["meets"] is False and miss["target"] == "<= 2.00"
+    assert run_all.figure("info", "a / b", None, None)["meets"] is None
+
+
+def test_recorder_snapshots_the_real_trainer(tiny_cambridge, tmp_path):
+    """The hook into nerfw.training.trainer still works: copies are taken between steps, with the step number."""
+    small = ["--grid_levels", "2", "--grid_min_res", "16", "--grid_max_res", "32"]  # a small, fast grid
+    argv = common.train_argv(tiny_cambridge, "Tiny", tmp_path, "rec", "grid", "--max_steps", "3", "--batch_size",
+                             "64", "--save_latest_freq", "1000", *small, img_downscale=1)
+    run_dir, recorder, last_step = ttq.train_recorded(argv, [0.0])
+    assert last_step == 3 and (run_dir / "checkpoints").is_dir()
+    assert recorder.snapshots[0].step == 1 and recorder.snapshots[-1].step == 3
+    assert all(s.seconds >= 0 for s in recorder.snapshots)
+    from nerfw.training import trainer  # the hook is removed again
+    assert trainer.TrainLogger.__name__ == "TrainLogger"
