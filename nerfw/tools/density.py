@@ -3,9 +3,10 @@
 LENS chooses novel camera centres in free space, which it finds from the NeRF's density. This module samples
 the static density sigma(x) of the model on a regular grid over the scene, in the DATASET frame and units:
 
-* the box: robust percentiles (0.5 / 99.5) of the training camera centres and of the dataset's sparse points
-  (their union), expanded by a margin on every side. (The seed used the camera centres only, so geometry
-  outside the camera hull was never probed.)
+* the box: robust percentiles (0.5 / 99.5) of the training camera centres and of the scene content (their
+  union), expanded by a margin on every side. Content is the dataset's sparse points; 7-Scenes has none, so
+  points back-projected from its depth maps are used (else the frustums' corners at the far bound). (The
+  seed used the camera centres only, so geometry outside the camera hull was never probed.)
 * the grid: cubic cells of side ``spacing = longest box side / resolution``; one sample at each cell centre.
 * units: sigma is returned per DATASET unit of length (1/metre for Cambridge and 7-Scenes). The model works
   in the normalised frame ``x_model = (x_dataset - center) * scale`` where optical depth is
@@ -64,16 +65,60 @@ class DensityGrid:
 
 
 # ----------------------------------------------------------------------------- the box
+def depth_points(cameras: list, max_views: int = 64, stride: int = 8) -> np.ndarray:
+    """Points [N, 3] back-projected from the depth maps of up to `max_views` cameras (every `stride`-th pixel).
+
+    For datasets without sparse points (7-Scenes): they tell the box where the walls are. Raw Kinect depth is
+    not registered to the colour camera; a few centimetres do not matter for a bounding box.
+    """
+    from nerfw.data.conventions import camera_rays
+    from nerfw.data.parsers.sevenscenes import read_depth_m
+
+    with_depth = [c for c in cameras if c.depth_path is not None and Path(c.depth_path).is_file()]
+    chosen = with_depth[:: max(1, len(with_depth) // max_views)][:max_views]
+    out = []
+    for c in chosen:
+        full = read_depth_m(Path(c.depth_path), c.depth_scale)  # [H, W] metres, NaN where invalid
+        sx, sy = full.shape[1] / c.width, full.shape[0] / c.height  # depth map size vs camera size
+        z = full[::stride, ::stride]
+        v, u = np.nonzero(np.isfinite(z))
+        uv = np.stack([(u * stride + 0.5), (v * stride + 0.5)], axis=-1)  # [n, 2] depth-map pixels
+        o, d = camera_rays(c.fx * sx, c.fy * sy, c.cx * sx, c.cy * sy, c.T_world_cam, uv)
+        out.append(o + d * z[v, u][:, None])  # t is z-depth
+    return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+def frustum_points(cameras: list) -> np.ndarray:
+    """[5 * n, 3]: each camera's principal point and image corners at its far bound (last resort)."""
+    pts = []
+    for c in cameras:
+        uv = np.array([[c.cx, c.cy], [0, 0], [c.width, 0], [0, c.height], [c.width, c.height]], float)
+        rays = np.stack([(uv[:, 0] - c.cx) / c.fx, (uv[:, 1] - c.cy) / c.fy, np.ones(5)], -1) * c.far
+        pts.append(rays @ c.T_world_cam[:3, :3].T + c.center)
+    return np.concatenate(pts)
+
+
+def content_points(scene: SceneData) -> tuple[np.ndarray, str]:
+    """What the cameras look at: the sparse points, else back-projected depth, else frustum corners at far."""
+    if scene.points is not None and len(scene.points):
+        return np.asarray(scene.points, dtype=np.float64).reshape(-1, 3), "sparse points"
+    train = scene.split("train") or scene.cameras
+    pts = depth_points(train)
+    if len(pts):
+        return pts, "depth maps"
+    return frustum_points(train), "camera frustums at the far bound"
+
+
 def scene_box(scene: SceneData, margin: float | None = None,
               percentiles: tuple[float, float] = BOUNDS_PERCENTILES) -> np.ndarray:
-    """[2, 3] box over the training camera centres and the sparse points (robust percentiles), + margin.
+    """[2, 3] box over the training camera centres and the scene content (robust percentiles), + margin.
 
-    `margin` is in dataset units; None uses DEFAULT_MARGIN_FRACTION of the box's longest side.
+    Content: the dataset's sparse points; for datasets without them (7-Scenes), points back-projected from
+    the depth maps, else the camera frustums' corners at the far bound. `margin` is in dataset units; None
+    uses DEFAULT_MARGIN_FRACTION of the box's longest side.
     """
     train = scene.split("train") or scene.cameras
-    sets = [np.stack([c.center for c in train])]  # [n_cams, 3]
-    if scene.points is not None and len(scene.points):
-        sets.append(np.asarray(scene.points, dtype=np.float64).reshape(-1, 3))
+    sets = [np.stack([c.center for c in train]), content_points(scene)[0]]  # [n_cams, 3], [N, 3]
     lo = np.min([np.percentile(s, percentiles[0], axis=0) for s in sets], axis=0)
     hi = np.max([np.percentile(s, percentiles[1], axis=0) for s in sets], axis=0)
     if margin is None:

@@ -138,7 +138,10 @@ def free_mask(points: np.ndarray, occupied_tree: cKDTree | None, train: TrainCam
     far_scene = np.full(len(points), True)
     idx = np.nonzero(near_cam)[0]
     if len(idx):
-        far_scene[idx] = occupied_tree.query(points[idx], distance_upper_bound=d_scene)[0] > d_scene
+        # The bound only prunes the search (points beyond it come back as inf); it must admit distance d_scene
+        # itself, which scipy treats as beyond, so that "farther than d_scene" is decided here.
+        bound = d_scene * (1.0 + 1e-6) + 1e-12
+        far_scene[idx] = occupied_tree.query(points[idx], distance_upper_bound=bound)[0] > d_scene
     return near_cam & far_scene
 
 
@@ -201,6 +204,9 @@ def select_views(run, density, params: SelectionParams, log=print) -> list[Novel
         raise ConfigError(f"--n_novel must be >= 1, got {params.n_novel}")
     train = TrainCameras(run.scene.cameras)
     lo, hi = candidate_box(density.bounds, train, params.d_view)
+    if not len(density.occupied_points):
+        log("select-views: warning: the density grid has no occupied cell (an under-trained model, or a "
+            "--threshold too high), so no candidate is rejected for being near the scene")
     rng = np.random.default_rng(params.seed)
     theta = math.radians(params.theta_deg)
     accepted: list[NovelView] = []
