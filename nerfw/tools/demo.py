@@ -38,8 +38,8 @@ def train_args(data_root: Path, out: Path, minutes: float, seed: int) -> list[st
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="nerfw demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_out", help="where the scene, run and outputs go")
-    parser.add_argument("--minutes", type=float, default=4.5, help="training wall-clock budget")
-    parser.add_argument("--fit_steps", type=int, default=20, help="appearance-fit steps per test image")
+    parser.add_argument("--minutes", type=float, default=6.0, help="training wall-clock budget")
+    parser.add_argument("--fit_steps", type=int, default=30, help="appearance-fit steps per test image")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
