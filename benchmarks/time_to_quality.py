@@ -142,7 +142,7 @@ def score(run, args) -> float:
     values = []
     for image_id, camera in cameras:
         gt = load_image(camera.image_path, camera.width, camera.height)  # [H, W, 3]
-        vec = appearance_for(run, camera, image_id, gt, args.eval_mode, args.fit_steps, args.chunk)
+        vec = appearance_for(run, camera, image_id, gt, args.eval_mode, args.fit_steps)
         if args.eval_pixels > 0 and args.eval_mode != "fit_left_half":
             pick = np.random.default_rng([args.seed, image_id]).choice(
                 gt.shape[0] * gt.shape[1], min(args.eval_pixels, gt.shape[0] * gt.shape[1]), replace=False)

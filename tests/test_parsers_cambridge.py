@@ -226,8 +226,8 @@ def test_fuzz_split_and_nvm_parsers_raise_only_dataset_error(tmp_path, text):
         p.write_bytes(text.encode("utf-8", errors="replace"))
         try:
             fn(p)
-        except DatasetError:
-            pass
+        except DatasetError as exc:  # the only error allowed, and it must name the file
+            assert str(exc).startswith(str(p)) and "\n" not in str(exc)
 
 
 @given(st.lists(st.text(max_size=12), max_size=6), st.integers(0, 6))

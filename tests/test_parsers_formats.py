@@ -307,5 +307,5 @@ def test_fuzz_text_parsers(tmp_path, text):
         p.write_bytes(text.encode("utf-8", errors="replace"))
         try:
             fn(p)
-        except DatasetError:
-            pass
+        except DatasetError as exc:  # the only error allowed, and it must name the file
+            assert str(exc).startswith(str(p)) and "\n" not in str(exc)

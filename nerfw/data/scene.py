@@ -7,7 +7,7 @@ with every model, so every pose nerfw writes goes back into the dataset's frame 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -41,8 +41,7 @@ def load_image(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, init: torch.Tensor,
-                   steps: int = 100, lr: float = 0.05, rays_per_step: int = 1024, chunk: int = 4096,
-                   seed: int = 0) -> torch.Tensor:
+                   steps: int = 100, lr: float = 0.05, rays_per_step: int = 1024, seed: int = 0) -> torch.Tensor:
     """Optimise an appearance vector on the left part of an image (columns [0, W - W//2)). Returns [a_dim]."""
     device = next(model.parameters()).device
     W, H = camera.width, camera.height
@@ -81,7 +80,7 @@ def nearest_train_id(run, camera) -> int:
     return train[int(np.argmin(dists))]
 
 
-def appearance_for(run, camera, image_id: int, gt: np.ndarray, mode: str, fit_steps: int, chunk: int):
+def appearance_for(run, camera, image_id: int, gt: np.ndarray, mode: str, fit_steps: int):
     model = run.model
     if mode == "mean":
         return model.appearance_vector(mean=True)
@@ -90,7 +89,7 @@ def appearance_for(run, camera, image_id: int, gt: np.ndarray, mode: str, fit_st
     if mode == "nearest":
         return model.appearance_vector(image_id=nearest_train_id(run, camera))
     return fit_appearance(model, camera, run.normalization, gt, image_id, model.appearance_vector(mean=True),
-                          steps=fit_steps, chunk=chunk)
+                          steps=fit_steps)
 
 
 def panel(gt: np.ndarray, out: dict) -> np.ndarray:
@@ -112,7 +111,7 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
     rows = []
     for image_id, camera in cameras:
         gt = load_image(camera.image_path, camera.width, camera.height)
-        vec = appearance_for(run, camera, image_id, gt, mode, fit_steps, chunk)
+        vec = appearance_for(run, camera, image_id, gt, mode, fit_steps)
         out = render_camera(run.model, camera, run.normalization, chunk, appearance=vec, image_id=image_id)
         scored = slice(camera.width // 2, None) if mode == "fit_left_half" else slice(None)
         rows.append({"name": camera.name, "psnr": metrics.psnr(out["rgb"][:, scored], gt[:, scored]),

@@ -1,5 +1,5 @@
 """Image metrics. PSNR by definition; SSIM from scikit-image (Wang et al. 2004, 7x7 Gaussian-free default
-window as skimage implements it); LPIPS only when its network weights are available offline (never faked)."""
+window as skimage implements it); no LPIPS: its backbone weights would have to be downloaded, so evaluation reports it as null (never faked)."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,16 +20,6 @@ def ssim(image: np.ndarray, reference: np.ndarray) -> float:
     side = min(image.shape[:2])
     win = 7 if side >= 7 else max(3, side - (1 - side % 2))  # skimage needs an odd window <= the image side
     return float(structural_similarity(image, reference, channel_axis=-1, data_range=1.0, win_size=win))
-
-
-def lpips_available() -> bool:
-    """LPIPS needs pretrained backbone weights; nerfw downloads nothing at run time, so it is used only when the
-    `lpips` package and its weights are already installed and loadable offline."""
-    try:
-        import lpips  # noqa: F401
-    except ImportError:
-        return False
-    return False  # the lpips package fetches torchvision backbone weights on first use: not offline-safe
 
 
 def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:

@@ -67,8 +67,6 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
 
 def render_view(model, table, image_id: int, camera: CameraView, chunk: int, appearance=None) -> dict:
     """Training-time preview of a dataset image (used by the TensorBoard logger)."""
-    from nerfw.data.scene import Normalization as _N
-
     # The table already holds model-frame poses; rebuild a CameraView in the model frame with identity
     # normalisation so render_camera can be reused unchanged.
     T = np.eye(4)
@@ -76,5 +74,5 @@ def render_view(model, table, image_id: int, camera: CameraView, chunk: int, app
     T[:3, 3] = table.t[image_id].numpy()
     cam = CameraView(camera.name, camera.image_path, camera.split, camera.width, camera.height, camera.fx,
                      camera.fy, camera.cx, camera.cy, T, float(table.near[image_id]), float(table.far[image_id]))
-    return render_camera(model, cam, _N(np.zeros(3), 1.0), chunk, appearance=appearance, image_id=image_id,
+    return render_camera(model, cam, Normalization(np.zeros(3), 1.0), chunk, appearance=appearance, image_id=image_id,
                          use_transient=True)

@@ -1,7 +1,6 @@
 """Open a trained run: its config, newest good checkpoint, model, normalisation and dataset."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,15 +1,11 @@
 """The training loop: one function per concern, DDP-aware through nerfw.training.distributed only."""
 from __future__ import annotations
 
-import json
-import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
