@@ -74,8 +74,11 @@ class ProposalDensity(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [R, S, 3] -> sigma [R, S]."""
         R, S, _ = x.shape
-        raw = self.mlp(self.encoding(to_grid_coords(x.reshape(R * S, 3)))).reshape(R, S)
-        return F.softplus(raw + self.density_bias)
+        return self.density_at_grid_coords(to_grid_coords(x.reshape(R * S, 3))).reshape(R, S)
+
+    def density_at_grid_coords(self, g: torch.Tensor) -> torch.Tensor:
+        """sigma at points already contracted to grid coordinates [M, 3] in [-1, 1] -> [M]."""
+        return F.softplus(self.mlp(self.encoding(g))[:, 0] + self.density_bias)
 
 
 __all__ = ["GridNeRFW", "ProposalDensity", "geometric_resolutions", "to_grid_coords"]

@@ -28,7 +28,8 @@ class RenderOutput:
     rgb: torch.Tensor  # [N, 3] NeRF-W Eq. 8 (static image when the transient head is off)
     rgb_static: torch.Tensor  # [N, 3] static component (static density only)
     rgb_transient: torch.Tensor  # [N, 3] transient component (transient density only); zeros without one
-    depth: torch.Tensor  # [N] expected static z-depth, model units
+    depth: torch.Tensor  # [N] expected static z-depth, model units (what the depth loss supervises)
+    depth_median: torch.Tensor  # [N] median static z-depth, model units (what depth maps show)
     opacity: torch.Tensor  # [N] 1 - final transmittance
     beta: torch.Tensor  # [N] NeRF-W Eq. 11 uncertainty (beta_min without transient head)
     transient_sigma_mean: torch.Tensor  # [N] mean transient density over the samples (0 without)
@@ -39,7 +40,8 @@ class RenderOutput:
     edges: torch.Tensor | None = None  # grid: final interval edges [N, S+1] (spacing coordinate)
     weights: torch.Tensor | None = None  # final weights [N, S]
 
-    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "opacity", "beta", "transient_sigma_mean",
+    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "depth_median", "opacity", "beta",
+                "transient_sigma_mean",
                  "transient_opacity")
 
     @classmethod
@@ -51,7 +53,8 @@ class RenderOutput:
 
 def _output(comp: Composite, sigma_t: torch.Tensor | None, **extra) -> RenderOutput:
     t_mean = sigma_t.mean(-1) if sigma_t is not None else torch.zeros_like(comp.depth)
-    return RenderOutput(comp.rgb, comp.rgb_static, comp.rgb_transient, comp.depth, comp.opacity, comp.beta,
+    return RenderOutput(comp.rgb, comp.rgb_static, comp.rgb_transient, comp.depth, comp.depth_median,
+                        comp.opacity, comp.beta,
                         t_mean, comp.transient_opacity, has_transient=sigma_t is not None, weights=comp.weights, **extra)
 
 
@@ -178,15 +181,40 @@ class NeRFW(nn.Module):
         self.trained_images[torch.as_tensor(image_ids, dtype=torch.long, device=self.trained_images.device)] = True
 
     @torch.no_grad()
-    def render_chunked(self, rays_o, rays_d, near, far, image_ids, chunk: int, **kwargs) -> RenderOutput:
-        """forward() over chunks of ``chunk`` rays without gradients; per-ray outputs concatenated."""
+    def render_chunked(self, rays_o, rays_d, near, far, image_ids, chunk: int, fast: bool = False,
+                       **kwargs) -> RenderOutput:
+        """forward() over chunks of ``chunk`` rays without gradients; per-ray outputs concatenated.
+
+        fast=True renders the static scene of the grid field with the approximations of
+        :mod:`nerfw.model.fast_render` (several times faster; checked against this renderer in the tests). It
+        applies only to the grid field with the transient head off; otherwise the full renderer runs."""
         appearance = kwargs.pop("appearance", None)
+        fast = fast and self.supports_fast_render(kwargs.get("use_transient", True))
         outs = []
         for i in range(0, rays_o.shape[0], chunk):
             sl = slice(i, i + chunk)
             app = appearance[sl] if appearance is not None and appearance.dim() == 2 else appearance
-            outs.append(self(rays_o[sl], rays_d[sl], near[sl], far[sl], image_ids[sl], appearance=app, **kwargs))
+            render = self._render_fast if fast else self
+            outs.append(render(rays_o[sl], rays_d[sl], near[sl], far[sl], image_ids[sl], appearance=app, **kwargs))
         return RenderOutput.cat(outs)
+
+    def supports_fast_render(self, use_transient: bool) -> bool:
+        return self.cfg.field == "grid" and not (use_transient and self.cfg.encode_t)
+
+    def fast_renderer(self):
+        """The model's :class:`FastGridRenderer` (made on first use; it re-bakes when the weights change)."""
+        from nerfw.model.fast_render import FastGridRenderer
+
+        if getattr(self, "_fast_renderer", None) is None:
+            self._fast_renderer = FastGridRenderer(self.renderer)
+        return self._fast_renderer
+
+    def _render_fast(self, rays_o, rays_d, near, far, image_ids, appearance=None, **_ignored) -> RenderOutput:
+        codes = self.renderer.field.heads.appearance_codes(image_ids.long(), appearance)
+        rgb, depth, depth_median, opacity = self.fast_renderer()(rays_o, rays_d, near, far, codes)
+        zeros = torch.zeros_like(depth)
+        return RenderOutput(rgb, rgb, torch.zeros_like(rgb), depth, depth_median, opacity,
+                            torch.full_like(depth, self.cfg.beta_min), zeros, zeros)
 
     def static_density(self, x: torch.Tensor) -> torch.Tensor:
         """Static density sigma [M] (per model unit) at model-frame points x [M, 3], from the field that renders

@@ -156,7 +156,7 @@ def render_all(run, args, log=print) -> dict:
         if from_dataset and camera.split == "train" and args.appearance in ("", "mean"):
             vec = run.model.appearance_vector(image_id=own_id)
         out = render_camera(run.model, camera, run.normalization, args.chunk, appearance=vec, image_id=own_id,
-                            use_transient=use_transient)
+                            use_transient=use_transient, fast=args.quality == "fast")
         save_frame(out_dir, camera.name, out)
         rgb_frames.append(out["rgb"])
         depth_frames.append(out["depth_vis"])
@@ -185,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cy", type=float, default=0.0)
     p.add_argument("--width", type=int, default=0)
     p.add_argument("--height", type=int, default=0)
-    p.add_argument("--chunk", type=int, default=8192)
+    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
+    p.add_argument("--quality", choices=["fast", "full"], default="fast",
+                   help="fast: the grid field's inference approximations (nerfw/model/fast_render.py; static "
+                        "scene only, several times faster); full: the renderer as trained (what nerfw eval scores)")
     p.add_argument("--fps", type=int, default=15)
     p.add_argument("--no_video", action="store_true")
     p.add_argument("--device", default="cpu")

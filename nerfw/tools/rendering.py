@@ -42,9 +42,10 @@ def colorize(values: np.ndarray, lo: float | None = None, hi: float | None = Non
 @torch.no_grad()
 def render_camera(model, camera: CameraView, normalization: Normalization, chunk: int = 4096,
                   appearance: torch.Tensor | None = None, image_id: int = 0, use_transient: bool = False,
-                  device=None) -> dict:
+                  device=None, fast: bool = False) -> dict:
     """Render one view. Returns numpy arrays: rgb, rgb_static, rgb_transient [H,W,3] in [0,1]; depth [H,W]
-    (z-depth, dataset units), opacity, beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3]."""
+    (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, opacity, beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3].
+    fast=True: the static scene with nerfw.model.fast_render's approximations (grid field, transient head off)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -53,12 +54,13 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
     if appearance is not None:
         appearance = appearance.to(device)
     out = model.render_chunked(o, d, near, far, ids, chunk=chunk, appearance=appearance,
-                               use_transient=use_transient, perturb=False)
+                               use_transient=use_transient, perturb=False, fast=fast)
     model.train(was_training)
     H, W = camera.height, camera.width
     img = lambda t: t.detach().float().reshape(H, W, -1).cpu().numpy()  # noqa: E731
     result = {"rgb": img(out.rgb), "rgb_static": img(out.rgb_static), "rgb_transient": img(out.rgb_transient),
-              "depth": img(out.depth)[..., 0] / normalization.scale, "opacity": img(out.opacity)[..., 0],
+              "depth": img(out.depth_median)[..., 0] / normalization.scale,
+              "depth_expected": img(out.depth)[..., 0] / normalization.scale, "opacity": img(out.opacity)[..., 0],
               "beta": img(out.beta)[..., 0], "transient_opacity": img(out.transient_opacity)[..., 0]}
     result["depth_vis"] = colorize(result["depth"])
     result["beta_vis"] = colorize(result["beta"])

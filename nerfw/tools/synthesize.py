@@ -60,7 +60,8 @@ class SynthJob:
     layout: str  # "cambridge" | "7scenes"
     sequence: str  # 7-Scenes sequence folder suffix ("synth" -> seq-synth, "9" -> seq-09)
     views: list[dict] = field(default_factory=list)  # {"index", "name", "out_name", "T", "appearance"}
-    chunk: int = 8192
+    chunk: int = 4096
+    quality: str = "fast"  # "fast" (nerfw.model.fast_render) | "full" (the renderer as trained)
     device_kind: str = "cpu"  # "cpu" | "cuda"
     progress: bool = True
 
@@ -212,7 +213,8 @@ def render_share(run, job: SynthJob, rank: int, world_size: int) -> tuple[list[i
         camera = novel_camera(view["out_name"], T, train)
         vec = appearance_tensor(run.model, view["appearance"])
         out = render_camera(run.model, camera, run.normalization, job.chunk, appearance=vec,
-                            image_id=view["appearance"]["image_ids"][0], use_transient=False)
+                            image_id=view["appearance"]["image_ids"][0], use_transient=False,
+                            fast=job.quality == "fast")
         write_view(job.layout, files, T, out)
         rendered.append(view["index"])
     bar.close()
@@ -344,8 +346,8 @@ def write_dataset_files(run, job: SynthJob, seed: int, mode: str, warn=print) ->
 
 # ----------------------------------------------------------------------------- the command
 def synthesize(run, views: list[tuple[str, np.ndarray]], out: Path, num_procs: int = 1, num_gpus: int = 0,
-               appearance: str = "nearest", seed: int = 0, sequence: str = "synth", chunk: int = 8192,
-               progress: bool = True, log=print) -> dict:
+               appearance: str = "nearest", seed: int = 0, sequence: str = "synth", chunk: int = 4096,
+               progress: bool = True, log=print, quality: str = "fast") -> dict:
     """Render `views` [(name, T_world_cam in the dataset frame)] of a loaded run into OUT. Returns a summary
     with the per-rank lists of rendered and skipped view indices."""
     if num_gpus > 0 and num_procs > 1:
@@ -355,7 +357,7 @@ def synthesize(run, views: list[tuple[str, np.ndarray]], out: Path, num_procs: i
     if not views:
         raise NerfwError("no views to render")
     job = make_job(run, views, Path(out), appearance, seed, sequence, chunk)
-    job.device_kind, job.progress = ("cuda" if num_gpus > 0 else "cpu"), progress
+    job.device_kind, job.progress, job.quality = ("cuda" if num_gpus > 0 else "cpu"), progress, quality
     world_size = num_gpus if num_gpus > 0 else max(1, num_procs)
     written = write_dataset_files(run, job, seed, appearance, warn=log)
     results = launch(run, job, world_size)
@@ -382,7 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the interpolation weights")
     p.add_argument("--sequence", default="synth",
                    help="7-Scenes output sequence: 'synth' -> seq-synth; a number N -> seq-NN + TrainSplit.txt")
-    p.add_argument("--chunk", type=int, default=8192, help="rays per forward pass")
+    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
+    p.add_argument("--quality", choices=["fast", "full"], default="fast",
+                   help="fast: the grid field's inference approximations (nerfw/model/fast_render.py); full: the "
+                        "renderer as trained")
     p.add_argument("--no_progress", action="store_true")
     return p
 
@@ -399,5 +404,5 @@ def main(argv: list[str]) -> int:
     run = load_run(args.run, device="cuda:0" if args.num_gpus > 0 else "cpu")
     views = parse_poses_file(Path(args.views))
     synthesize(run, views, Path(args.out), args.num_procs, args.num_gpus, args.appearance, args.seed,
-               args.sequence, args.chunk, progress=not args.no_progress)
+               args.sequence, args.chunk, progress=not args.no_progress, quality=args.quality)
     return 0
