@@ -13,7 +13,9 @@ Samples are counted as points evaluated by the scene networks per ray:
         proposal_samples points (default 64) are reported separately ("incl. proposal"), not in the headline.
 
 Rendering: a 640x360 view made from the first test camera of the scene (intrinsics scaled 4x), rendered with
-render_chunked under no_grad, transient head off, mean appearance. The grid renders the whole frame; the mlp
+render_chunked under no_grad, transient head off, mean appearance, with the full renderer (what training and
+nerfw eval use) and, for the grid, with the fast inference renderer (nerfw render's default; its one-off bake
+of the proposal density is reported apart). The grid renders the whole frame; the mlp
 renders a fraction of its rays (--mlp_render_fraction, default 1/16) and the time is extrapolated linearly
 (the cost per ray is fixed for both fields: the same sample counts for every ray); --quick extrapolates the
 grid from 1/8 of the frame as well. Output: benchmarks/results/throughput.json.
@@ -94,8 +96,9 @@ def render_camera_640(scene):
                                cy=c.cy * sy)
 
 
-def time_render(model, camera, normalization, device: str, fraction: float, chunk: int) -> dict:
-    """Seconds to render the camera's rays (a leading fraction of them, extrapolated) without gradients."""
+def time_render(model, camera, normalization, device: str, fraction: float, chunk: int, fast: bool = False) -> dict:
+    """Seconds to render the camera's rays (a leading fraction of them, extrapolated) without gradients.
+    fast=True: nerfw.model.fast_render (grid only); its one-off bake is timed apart and not in the frame time."""
     import torch
 
     from nerfw.tools.rendering import camera_rays_model
@@ -107,18 +110,27 @@ def time_render(model, camera, normalization, device: str, fraction: float, chun
     ids = torch.zeros(k, dtype=torch.long, device=device)
     app = model.appearance_vector(mean=True)
     w = min(k, 256)  # warm-up on a few rays
+    bake_s = None
+    if fast:
+        model.fast_renderer()._baked = None
+        sync(device)
+        t0 = time.perf_counter()
+        model.fast_renderer().baked()
+        sync(device)
+        bake_s = round(time.perf_counter() - t0, 3)
     model.render_chunked(o[:w], d[:w], near[:w], far[:w], ids[:w], chunk=chunk, appearance=app,
-                         use_transient=False, perturb=False)
+                         use_transient=False, perturb=False, fast=fast)
     sync(device)
     t0 = time.perf_counter()
     out = model.render_chunked(o[:k], d[:k], near[:k], far[:k], ids, chunk=chunk, appearance=app,
-                               use_transient=False, perturb=False)
+                               use_transient=False, perturb=False, fast=fast)
     sync(device)
     seconds = time.perf_counter() - t0
     model.train()
     assert out.rgb.shape == (k, 3) and bool(torch.isfinite(out.rgb).all())
     return {"rays_rendered": k, "rays_in_frame": n, "seconds_measured": round(seconds, 3),
-            "seconds_per_frame": round(seconds * n / k, 3), "extrapolated": k < n, "chunk": chunk}
+            "seconds_per_frame": round(seconds * n / k, 3), "extrapolated": k < n, "chunk": chunk,
+            "renderer": "fast" if fast else "full", "bake_seconds": bake_s}
 
 
 def measure(field_name: str, device: str, args, threads: int = 0) -> dict:
@@ -152,6 +164,8 @@ def _measure(field_name: str, device: str, args) -> dict:
     camera = render_camera_640(scene)
     log(f"{field_name} on {device}: rendering {RENDER_W}x{RENDER_H} ({fraction:g} of the frame) ...")
     render = time_render(model, camera, normalization, device, fraction, args.chunk)
+    render_fast = (time_render(model, camera, normalization, device, 1.0, args.chunk, fast=True)
+                   if field_name == "grid" else None)
     return {
         "field": field_name, "device": device, "amp_bfloat16": amp, "batch_size": args.batch_size,
         "threads": torch.get_num_threads(), "steps_timed": steps, "warmup_steps": warmup,
@@ -161,6 +175,7 @@ def _measure(field_name: str, device: str, args) -> dict:
         "samples_per_s_incl_proposal": round(rays_s * (spr["field"] + spr["proposal"]), 1),
         "params": int(sum(p.numel() for p in model.parameters())),
         "render_640x360": render,
+        "render_640x360_fast": render_fast,
     }
 
 
@@ -176,7 +191,7 @@ def parse_args(argv):
     p.add_argument("--mlp_steps", type=int, default=5)
     p.add_argument("--mlp_render_fraction", type=float, default=1 / 16)
     p.add_argument("--grid_render_fraction", type=float, default=1.0)
-    p.add_argument("--chunk", type=int, default=8192, help="rays per forward pass when rendering")
+    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass when rendering")
     p.add_argument("--devices", default="", help="comma list (default: cpu, and cuda when present)")
     p.add_argument("--grid_threads", default="0,1",
                    help="CPU intra-op thread counts to measure the grid with (0: torch's default, which the "
@@ -203,9 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     table = [[r["field"], r["device"], str(r["threads"]), fmt(r["step_seconds_median"], 4), fmt(r["rays_per_s"], 0),
               fmt(r["samples_per_s"], 0), fmt(r["samples_per_s_incl_proposal"], 0),
               fmt(r["render_640x360"]["seconds_per_frame"], 2) + (" (extrap.)" if r["render_640x360"]["extrapolated"]
-                                                                 else "")] for r in rows]
+                                                                 else ""),
+              fmt(r["render_640x360_fast"]["seconds_per_frame"], 2) if r["render_640x360_fast"] else "-"]
+             for r in rows]
     log(format_table(table, ["field", "device", "threads", "s/step", "rays/s", "samples/s", "incl. proposal",
-                             "s per 640x360"]))
+                             "s per 640x360 (full)", "(fast)"]))
     notes = ["samples = rays x points evaluated by the scene network(s) per ray (see samples_per_ray_*)",
              "render: mlp time extrapolated from a fraction of the frame's rays when 'extrapolated' is true"]
     path = write_result("throughput", {"runs": rows}, vars(args), notes, started)

@@ -177,6 +177,34 @@ def score_snapshots(run_dir: Path, snapshots: list[Snapshot], args) -> list[dict
     return rows
 
 
+def render_quality(run_dir: Path, args) -> dict:
+    """The final grid weights on the first test images (whole images, mean appearance): PSNR of the full
+    renderer and of the fast inference renderer against the images, and of fast against full."""
+    import numpy as np
+
+    from nerfw.tools import metrics
+    from nerfw.tools.evaluate import load_image
+    from nerfw.tools.rendering import render_camera
+    from nerfw.tools.run_io import load_run
+
+    run = load_run(run_dir)
+    app = run.model.appearance_vector(mean=True)
+    cameras = run.scene.split("test")[:args.max_images or None]
+    rows = {"psnr_full": [], "psnr_fast": [], "psnr_fast_vs_full": []}
+    for camera in cameras:
+        gt = load_image(camera.image_path, camera.width, camera.height)
+        full = render_camera(run.model, camera, run.normalization, args.chunk, appearance=app)["rgb"]
+        fast = render_camera(run.model, camera, run.normalization, args.chunk, appearance=app, fast=True)["rgb"]
+        rows["psnr_full"].append(metrics.psnr(full, gt))
+        rows["psnr_fast"].append(metrics.psnr(fast, gt))
+        rows["psnr_fast_vs_full"].append(metrics.psnr(fast, full))
+    out = {k: round(float(np.mean(v)), 3) for k, v in rows.items()}
+    out["images"] = len(cameras)
+    log(f"grid final weights, {len(cameras)} whole test images (mean appearance): full {out['psnr_full']:.2f} dB, "
+        f"fast {out['psnr_fast']:.2f} dB, fast vs full {out['psnr_fast_vs_full']:.2f} dB")
+    return out
+
+
 # ----------------------------------------------------------------------------- analysis
 def time_to_reach(curve: list[dict], target: float) -> tuple[float | None, float | None]:
     """(first mark with PSNR >= target, linear interpolation between that mark and the one before)."""
@@ -271,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         startup[field_name] = round(recorder.t_start - recorder.t_called, 2)
         log(f"scoring {len(recorder.snapshots)} copies of the {field_name} weights ({args.eval_mode}) ...")
         curves[field_name] = score_snapshots(run_dir, recorder.snapshots, args)
+        if field_name == "grid":
+            quality = render_quality(run_dir, args)
     figures = {"steps": steps, "startup_seconds": startup}
+    if "grid" in curves:
+        figures["grid_render_quality"] = quality
     if "mlp" in curves and "grid" in curves:
         figures.update(summarise(curves["mlp"], curves["grid"], args))
         print_summary(figures, args)

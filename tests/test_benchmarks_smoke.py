@@ -93,3 +93,16 @@ def test_recorder_snapshots_the_real_trainer(tiny_cambridge, tmp_path):
     assert all(s.seconds >= 0 for s in recorder.snapshots)
     from nerfw.training import trainer  # the hook is removed again
     assert trainer.TrainLogger.__name__ == "TrainLogger"
+
+
+def test_render_rows_put_the_target_on_both_renderers():
+    res = {"figures": {"runs": [{
+        "field": "grid", "device": "cpu", "threads": 2, "threads_setting": "default", "samples_per_s": 250_000.0,
+        "rays_per_s": 5000.0, "render_640x360": {"seconds_per_frame": 12.0},
+        "render_640x360_fast": {"seconds_per_frame": 1.8}}]}}
+    rows = {r["figure"]: r for r in run_all.rows_throughput(res)}
+    fast = next(r for name, r in rows.items() if "fast renderer" in name)
+    full = next(r for name, r in rows.items() if "full renderer" in name)
+    assert fast["meets"] is True and full["meets"] is False and full["ratio"] == pytest.approx(6.0)
+    quality = run_all.rows_render_quality({"psnr_full": 22.0, "psnr_fast": 21.8, "psnr_fast_vs_full": 36.0})
+    assert [r["value"] for r in quality] == ["22.00 / 21.80", 36.0]
