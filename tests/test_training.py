@@ -108,31 +108,3 @@ def test_short_training_beats_mean_colour(tiny_cambridge, tmp_path):
     flat = [psnr(np.broadcast_to(mean_colour, im.shape), im) for im in
             (load_image(c.image_path, c.width, c.height) for c in run.scene.split("test"))]
     assert result["psnr"] > np.mean(flat) + 3.0, (result["psnr"], np.mean(flat))
-
-
-def test_run_clock_fraction():
-    from nerfw.training.trainer import RunClock
-
-    steps_only = RunClock(n_total=100)
-    steps_only.seconds = 1e6  # ignored without a time budget
-    assert steps_only.fraction(25) == 0.25 and steps_only.fraction(500) == 1.0
-    timed = RunClock(n_total=10_000, budget_minutes=2.0)
-    timed.seconds = 60.0
-    assert timed.fraction(100) == pytest.approx(0.5)  # time, not steps, drives a time-limited run
-    timed.seconds = 600.0
-    assert timed.fraction(100) == 1.0
-
-
-def test_time_limited_run_decays_its_learning_rate_and_counts_resumed_time(tiny_cambridge, tmp_path):
-    # --max_minutes alone: the learning rate must come down over the budget (20 epochs would take far longer).
-    argv = train_argv(tiny_cambridge, tmp_path, "timed", "--max_minutes", "0.05", "--save_latest_freq", "100000",
-                      "--lr", "0.01", "--lr_final_ratio", "0.1")
-    run_dir = train(parse_config(argv))
-    _, state = load_latest_checkpoint(run_dir)
-    assert state["train_seconds"] >= 3.0
-    final_lr = state["optimizer"]["param_groups"][0]["lr"]
-    assert final_lr < 0.0015  # 0.01 * 0.1 ** (fraction ~1); the step schedule alone would still be near 0.01
-    # resuming a finished time budget trains no further: the budget counts the earlier run's time
-    train(parse_config(argv + ["--resume", "True"]))
-    _, again = load_latest_checkpoint(run_dir)
-    assert again["step"] <= state["step"] + 1

@@ -41,7 +41,7 @@ class TrainConfig:
     chunk: int = 4096  # rays per forward pass when rendering full images (seed: 1024)
     epochs: int = 20  # passes over all training rays, unless --max_steps / --max_minutes stop earlier
     max_steps: int = 0  # stop after this many steps (0: no limit)
-    max_minutes: float = 0.0  # stop after this much training time in all (resumes included), with a final checkpoint; alone, the learning rate decays over it (0: no limit)
+    max_minutes: float = 0.0  # stop after this wall-clock budget, with a final checkpoint (0: no limit)
     lr: float = 0.0  # learning rate; 0 picks the field's default (mlp 5e-4 as the seed, grid 1e-2)
     lr_final_ratio: float = 0.1  # the learning rate decays exponentially to lr * this at the last step
     seed: int = 0  # seeds data order, initialisation and sampling

@@ -67,31 +67,12 @@ def total_steps(cfg: Config, steps_per_epoch: int) -> int:
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
 
 
-class RunClock:
-    """How far the run is, in [0, 1]: the larger of steps / total steps and, for a run limited by
-    --max_minutes alone, training seconds / budget (seconds summed over resumes, from rank 0)."""
-
-    def __init__(self, n_total: int, budget_minutes: float = 0.0):
-        self.n_total = max(n_total, 1)
-        self.budget_s = 60.0 * budget_minutes
-        self.seconds = 0.0
-
-    def fraction(self, step: int) -> float:
-        f = step / self.n_total
-        if self.budget_s > 0:
-            f = max(f, self.seconds / self.budget_s)
-        return min(f, 1.0)
-
-
-def make_optimizer(model: nn.Module, cfg: Config, n_total: int, clock: RunClock | None = None):
+def make_optimizer(model: nn.Module, cfg: Config, n_total: int):
     optimizer = torch.optim.Adam(model.parameters(), lr=default_lr(cfg), eps=1e-15 if cfg.model.field == "grid" else 1e-8)
     ratio = cfg.train.lr_final_ratio
-    clock = clock or RunClock(n_total)
-    # Exponential decay from lr to lr * lr_final_ratio over the run: over the steps, or over the time budget
-    # when only --max_minutes limits the run (else a time-limited run would stop before its learning rate
-    # ever came down). The seed's StepLR(2 epochs, 0.9) had no saved state, so its schedule restarted on
-    # resume; this one is saved in every checkpoint, with the training seconds.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: ratio ** clock.fraction(s))
+    # Exponential decay from lr to lr * lr_final_ratio over the run. (The seed's StepLR(2 epochs, 0.9) had no
+    # saved state, so its schedule restarted on resume; this one is saved in every checkpoint.)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: ratio ** min(s / max(n_total, 1), 1.0))
     return optimizer, scheduler
 
 
@@ -101,7 +82,6 @@ class Progress:
     step: int = 0
     bad_steps: int = 0
     skipped_steps: int = 0
-    train_seconds: float = 0.0  # wall-clock training time, summed over resumes
 
 
 def find_resume_checkpoint(cfg: Config, log) -> tuple[Path, dict] | None:
@@ -121,8 +101,7 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
                        normalization: Normalization, scene: SceneData) -> dict:
     return {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "step": progress.step, "epoch": epoch, "skipped_steps": progress.skipped_steps,
-        "train_seconds": progress.train_seconds, "rng": rng_state(),
+        "step": progress.step, "epoch": epoch, "skipped_steps": progress.skipped_steps, "rng": rng_state(),
         "config": cfg.to_dict(), "normalization": normalization.to_dict(),
         "image_names": [c.name for c in scene.cameras], "format": scene.format, "nerfw_checkpoint": 1,
     }
@@ -172,9 +151,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
     model.mark_trained(train_ids(scene))
-    time_limited = cfg.train.max_minutes > 0 and cfg.train.max_steps == 0
-    clock = RunClock(n_total, cfg.train.max_minutes if time_limited else 0.0)
-    optimizer, scheduler = make_optimizer(model, cfg, n_total, clock)
+    optimizer, scheduler = make_optimizer(model, cfg, n_total)
     progress = Progress()
     if resume:
         path, state = resume
@@ -182,7 +159,6 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         progress.step, progress.skipped_steps = int(state["step"]), int(state.get("skipped_steps", 0))
-        progress.train_seconds = clock.seconds = float(state.get("train_seconds", 0.0))
         logger.info(f"resumed from {path} at step {progress.step}")
     step_module = TrainStep(model)
     if world_size > 1:
@@ -190,7 +166,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = device.type == "cuda" and cfg.train.amp != "off"
     logger.start(n_total, progress.step, batcher, scene, world_size)
-    t0 = time.time() - progress.train_seconds  # --max_minutes counts the training time of earlier runs too
+    t0 = time.time()
     stop = False
     while progress.step < n_total and not stop:
         epoch, in_epoch = divmod(progress.step, batcher.steps_per_epoch)
@@ -202,8 +178,8 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         total = terms["total"].float()
         over_time = cfg.train.max_minutes > 0 and (time.time() - t0) / 60.0 >= cfg.train.max_minutes
         stats = torch.tensor([float(total.detach()), float(terms["mse"]), float(terms["beta"]),
-                              0.0 if torch.isfinite(total) else 1.0, 1.0 if (over_time and is_main) else 0.0,
-                              time.time() - t0 if is_main else 0.0], dtype=torch.float64)
+                              0.0 if torch.isfinite(total) else 1.0, 1.0 if (over_time and is_main) else 0.0],
+                             dtype=torch.float64)
         stats = ddp.all_reduce_sum(stats)
         bad = stats[3] > 0
         if bad:  # keep every rank's backward (and DDP's gradient all-reduce) in step, but change nothing
@@ -220,7 +196,6 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
             if progress.bad_steps >= cfg.train.max_bad_steps:
                 raise NerfwError(f"{progress.bad_steps} non-finite losses in a row at step {progress.step}; "
                                  "try a lower --lr or check the data")
-        progress.train_seconds = clock.seconds = float(stats[5])  # rank 0's clock on every rank
         scheduler.step()
         progress.step += 1
         stop = bool(stats[4] > 0)
