@@ -385,9 +385,11 @@ def test_poses_file_round_trip_renders_the_same_view(lens_env, selection, synthe
     train = TrainCameras(run.scene.cameras)
     name, T_file = parse_poses_file(paths["poses"])[0]
     app = run.model.appearance_vector(image_id=views[0].nearest)
-    from_file = render_camera(run.model, novel_camera(name, T_file, train), run.normalization, appearance=app)
+    # synthesize renders with the fast renderer by default (--quality fast)
+    from_file = render_camera(run.model, novel_camera(name, T_file, train), run.normalization, appearance=app,
+                              fast=True)
     in_memory = render_camera(run.model, novel_camera(name, views[0].T_world_cam, train), run.normalization,
-                              appearance=app)
+                              appearance=app, fast=True)
     np.testing.assert_allclose(from_file["rgb"], in_memory["rgb"], atol=2e-3)
     np.testing.assert_allclose(from_file["depth"], in_memory["depth"], rtol=1e-3, atol=1e-3)
     written = np.asarray(Image.open(out / name).convert("RGB"), np.int32)
@@ -441,7 +443,7 @@ def test_sevenscenes_layout_reads_back(lens_env, selection, monkeypatch):
     for c, v, entry in zip(scene.cameras[:1], views, record["views"]):
         depth = read_depth_m(c.depth_path)  # metres, NaN where invalid
         ref = render_camera(run.model, novel_camera(c.name, v.T_world_cam, train), run.normalization,
-                            appearance=run.model.appearance_vector(image_id=entry["image_ids"][0]))
+                            appearance=run.model.appearance_vector(image_id=entry["image_ids"][0]), fast=True)
         valid = ref["opacity"] >= 0.5
         np.testing.assert_array_equal(np.isfinite(depth), valid & (ref["depth"] < 65.5))
         np.testing.assert_allclose(depth[np.isfinite(depth)], ref["depth"][np.isfinite(depth)], atol=6e-4)
@@ -472,3 +474,21 @@ def test_cli_select_views_and_synthesize(lens_env, density):
                  "interp", "--no_progress"]) == 0
     assert len(list((out / "seq_synth").glob("frame*.png"))) == 2
     assert main(["select-views", "--run", run_dir, "--n_novel", "0", "--out", str(views)]) == 2
+
+
+def test_synthesize_quality_full_writes_the_full_render(lens_env, selection):
+    from nerfw.tools.rendering import render_camera
+    from nerfw.tools.select_views import TrainCameras, novel_camera
+    from nerfw.tools.synthesize import synthesize
+
+    views, _, _, _ = selection
+    run = lens_env["run"]
+    out = lens_env["root"] / "synth_full"
+    summary = synthesize(run, [(v.name, v.T_world_cam) for v in views[:1]], out, progress=False,
+                         log=lambda m: None, quality="full")
+    record = json.loads((out / "appearance.json").read_text())["views"][0]
+    camera = novel_camera(summary["names"][0], views[0].T_world_cam, TrainCameras(run.scene.cameras))
+    app = run.model.appearance_vector(image_id=record["image_ids"][0])
+    full = render_camera(run.model, camera, run.normalization, appearance=app)["rgb"]
+    written = np.asarray(Image.open(out / summary["names"][0]).convert("RGB"), np.int32)
+    assert np.max(np.abs(written - np.round(np.clip(full, 0, 1) * 255))) <= 1
