@@ -94,7 +94,9 @@ def rows_render_quality(q: dict | None) -> list[dict]:
         return []
     return [figure("grid final, whole test images (mean): PSNR full / fast renderer",
                    f"{fmt(q['psnr_full'])} / {fmt(q['psnr_fast'])}", None, None),
-            figure("fast vs full renderer PSNR (same model)", q["psnr_fast_vs_full"], None, None)]
+            figure("fast vs full renderer PSNR (same model)", q["psnr_fast_vs_full"], None, None)] + [
+        figure(f"render 640x360 s, trained grid, {name} renderer", q[f"render_640x360_{name}"]["seconds_per_frame"],
+               "<=", 2.0, 2) for name in ("fast", "full") if f"render_640x360_{name}" in q]
 
 
 def figure(name: str, value, op: str | None, target, digits: int = 2) -> dict:

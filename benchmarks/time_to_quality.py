@@ -200,6 +200,14 @@ def render_quality(run_dir: Path, args) -> dict:
         rows["psnr_fast_vs_full"].append(metrics.psnr(fast, full))
     out = {k: round(float(np.mean(v)), 3) for k, v in rows.items()}
     out["images"] = len(cameras)
+    # seconds per 640x360 frame of this trained model (the first test camera, intrinsics scaled)
+    from throughput import render_camera_640, time_render
+
+    camera = render_camera_640(run.scene)
+    for name, fast in (("full", False), ("fast", True)):
+        out[f"render_640x360_{name}"] = time_render(run.model, camera, run.normalization, "cpu", 1.0, 4096, fast)
+    log(f"grid final weights, 640x360 frame: full {out['render_640x360_full']['seconds_per_frame']:.2f} s, "
+        f"fast {out['render_640x360_fast']['seconds_per_frame']:.2f} s")
     log(f"grid final weights, {len(cameras)} whole test images (mean appearance): full {out['psnr_full']:.2f} dB, "
         f"fast {out['psnr_fast']:.2f} dB, fast vs full {out['psnr_fast_vs_full']:.2f} dB")
     return out
