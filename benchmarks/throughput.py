@@ -96,9 +96,11 @@ def render_camera_640(scene):
                                cy=c.cy * sy)
 
 
-def time_render(model, camera, normalization, device: str, fraction: float, chunk: int, fast: bool = False) -> dict:
-    """Seconds to render the camera's rays (a leading fraction of them, extrapolated) without gradients.
-    fast=True: nerfw.model.fast_render (grid only); its one-off bake is timed apart and not in the frame time."""
+def time_render(model, camera, normalization, device: str, fraction: float, chunk: int, fast: bool = False,
+                repeats: int = 1) -> dict:
+    """Seconds to render the camera's rays (a leading fraction of them, extrapolated) without gradients; the
+    median of ``repeats`` renders (each one listed). fast=True: nerfw.model.fast_render (grid only); its
+    one-off bake is timed apart and not in the frame time."""
     import torch
 
     from nerfw.tools.rendering import camera_rays_model
@@ -120,17 +122,20 @@ def time_render(model, camera, normalization, device: str, fraction: float, chun
         bake_s = round(time.perf_counter() - t0, 3)
     model.render_chunked(o[:w], d[:w], near[:w], far[:w], ids[:w], chunk=chunk, appearance=app,
                          use_transient=False, perturb=False, fast=fast)
-    sync(device)
-    t0 = time.perf_counter()
-    out = model.render_chunked(o[:k], d[:k], near[:k], far[:k], ids, chunk=chunk, appearance=app,
-                               use_transient=False, perturb=False, fast=fast)
-    sync(device)
-    seconds = time.perf_counter() - t0
+    times = []
+    for _ in range(max(1, repeats)):
+        sync(device)
+        t0 = time.perf_counter()
+        out = model.render_chunked(o[:k], d[:k], near[:k], far[:k], ids, chunk=chunk, appearance=app,
+                                   use_transient=False, perturb=False, fast=fast)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        assert out.rgb.shape == (k, 3) and bool(torch.isfinite(out.rgb).all())
     model.train()
-    assert out.rgb.shape == (k, 3) and bool(torch.isfinite(out.rgb).all())
+    seconds = median(times)
     return {"rays_rendered": k, "rays_in_frame": n, "seconds_measured": round(seconds, 3),
-            "seconds_per_frame": round(seconds * n / k, 3), "extrapolated": k < n, "chunk": chunk,
-            "renderer": "fast" if fast else "full", "bake_seconds": bake_s}
+            "seconds_all": [round(t, 3) for t in times], "seconds_per_frame": round(seconds * n / k, 3),
+            "extrapolated": k < n, "chunk": chunk, "renderer": "fast" if fast else "full", "bake_seconds": bake_s}
 
 
 def measure(field_name: str, device: str, args, threads: int = 0) -> dict:
@@ -163,8 +168,9 @@ def _measure(field_name: str, device: str, args) -> dict:
     fraction = args.grid_render_fraction if field_name == "grid" else args.mlp_render_fraction
     camera = render_camera_640(scene)
     log(f"{field_name} on {device}: rendering {RENDER_W}x{RENDER_H} ({fraction:g} of the frame) ...")
-    render = time_render(model, camera, normalization, device, fraction, args.chunk)
-    render_fast = (time_render(model, camera, normalization, device, 1.0, args.chunk, fast=True)
+    repeats = args.render_repeats if field_name == "grid" else 1
+    render = time_render(model, camera, normalization, device, fraction, args.chunk, repeats=repeats)
+    render_fast = (time_render(model, camera, normalization, device, 1.0, args.chunk, fast=True, repeats=repeats)
                    if field_name == "grid" else None)
     return {
         "field": field_name, "device": device, "amp_bfloat16": amp, "batch_size": args.batch_size,
@@ -192,13 +198,14 @@ def parse_args(argv):
     p.add_argument("--mlp_render_fraction", type=float, default=1 / 16)
     p.add_argument("--grid_render_fraction", type=float, default=1.0)
     p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass when rendering")
+    p.add_argument("--render_repeats", type=int, default=3, help="grid frames rendered per renderer (median)")
     p.add_argument("--devices", default="", help="comma list (default: cpu, and cuda when present)")
     p.add_argument("--grid_threads", default="0,1",
                    help="CPU intra-op thread counts to measure the grid with (0: torch's default, which the "
                         "trainer uses); the mlp is measured with the default only")
     args = p.parse_args(argv)
     if args.quick:
-        args.warmup, args.steps, args.mlp_warmup, args.mlp_steps = 2, 3, 1, 1
+        args.warmup, args.steps, args.mlp_warmup, args.mlp_steps, args.render_repeats = 2, 3, 1, 1, 1
         args.mlp_render_fraction = min(args.mlp_render_fraction, 1 / 256)
         args.grid_render_fraction = min(args.grid_render_fraction, 1 / 8)
     return args

@@ -205,7 +205,8 @@ def render_quality(run_dir: Path, args) -> dict:
 
     camera = render_camera_640(run.scene)
     for name, fast in (("full", False), ("fast", True)):
-        out[f"render_640x360_{name}"] = time_render(run.model, camera, run.normalization, "cpu", 1.0, 4096, fast)
+        out[f"render_640x360_{name}"] = time_render(run.model, camera, run.normalization, "cpu", 1.0, 4096, fast,
+                                                    repeats=3)
     log(f"grid final weights, 640x360 frame: full {out['render_640x360_full']['seconds_per_frame']:.2f} s, "
         f"fast {out['render_640x360_fast']['seconds_per_frame']:.2f} s")
     log(f"grid final weights, {len(cameras)} whole test images (mean appearance): full {out['psnr_full']:.2f} dB, "

@@ -39,7 +39,7 @@ class FastRenderSettings:
 
     bake_resolution: int = 128  # voxels per side of the baked proposal density (contracted cube)
     bake_samples: int = 32  # lookups per ray in the baked volume
-    field_samples: int = 16  # field evaluations per ray
+    field_samples: int = 14  # field evaluations per ray
     color_threshold: float = 1e-3  # colour head only where the weight exceeds this
     bf16: bool | None = None  # MLPs in bfloat16 autocast; None: where the hardware has bf16 arithmetic
 
