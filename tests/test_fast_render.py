@@ -44,11 +44,11 @@ class _ExactProposal:
 
 
 def test_fast_renderer_equals_full_renderer_without_approximations():
-    """Same sample counts, the exact proposal, no colour culling, float32 -> the full renderer's static image."""
+    """Same sample counts, the exact proposal, float32 -> the full renderer's static image."""
     model = _trained_like_model()
     cfg = model.cfg
     fast = FastGridRenderer(model.renderer, FastRenderSettings(
-        bake_samples=cfg.proposal_samples, field_samples=cfg.grid_samples, color_threshold=0.0, bf16=False))
+        bake_samples=cfg.proposal_samples, field_samples=cfg.grid_samples, bf16=False))
     fast.baked = lambda: _ExactProposal(model.renderer.proposal_net)
     o, d, near, far = _rays(300)
     ids = torch.full((300,), 2, dtype=torch.long)
@@ -87,18 +87,16 @@ def test_bake_of_the_proposal_network_is_close_and_rebuilt_after_training():
     assert fast.baked() is not baked
 
 
-def test_colour_culling_error_is_bounded_by_the_dropped_weight():
+def test_bfloat16_mlps_change_colours_little():
     model = _trained_like_model(seed=3)
     o, d, near, far = _rays(400, seed=1)
     codes = model.renderer.field.heads.appearance_codes(torch.zeros(400, dtype=torch.long), None)
-    keep_all = FastGridRenderer(model.renderer, FastRenderSettings(color_threshold=0.0, bf16=False))
-    culled = FastGridRenderer(model.renderer, FastRenderSettings(color_threshold=0.02, bf16=False))
-    rgb_all, _, _, opacity_all = keep_all(o, d, near, far, codes)
-    rgb_cull, _, _, opacity_cull = culled(o, d, near, far, codes)
-    torch.testing.assert_close(opacity_all, opacity_cull)  # culling changes colours only
-    # every dropped sample has weight <= 0.02 and a colour in [0, 1]: at most 16 x 0.02 per channel
-    assert float((rgb_all - rgb_cull).abs().max()) <= culled.settings.field_samples * 0.02 + 1e-6
-    assert bool((rgb_cull <= rgb_all + 1e-6).all())  # dropping non-negative terms can only darken
+    rgb32, _, _, opacity32 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=False))(o, d, near, far, codes)
+    rgb16, _, _, opacity16 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=True))(o, d, near, far, codes)
+    assert rgb16.dtype == torch.float32
+    assert float((rgb32 - rgb16).abs().max()) < 0.03
+    assert float(((rgb32 - rgb16) ** 2).mean()) < 1e-4  # > 40 dB
+    torch.testing.assert_close(opacity16, opacity32, atol=0.03, rtol=0.05)
 
 
 def test_fast_render_of_a_trained_model_is_close_to_the_full_render(tiny_run):
