@@ -68,7 +68,8 @@ def test_baked_volume_reproduces_the_density_function():
     baked = BakedDensity(fn, resolution=9, device="cpu", chunk=50)
     axis = torch.linspace(-1, 1, 9)
     assert baked.volume.shape == (1, 1, 9, 9, 9)
-    assert float(baked.volume[0, 0, 1, 2, 3]) == pytest.approx(float(fn(torch.stack([axis[3], axis[2], axis[1]])[None])))
+    voxel_centre = torch.stack([axis[3], axis[2], axis[1]])[None]  # volume[z=1, y=2, x=3]
+    assert float(baked.volume[0, 0, 1, 2, 3]) == pytest.approx(float(fn(voxel_centre)))
     g = torch.rand(500, 3) * 2 - 1
     torch.testing.assert_close(baked(g), fn(g), atol=1e-5, rtol=1e-5)
 

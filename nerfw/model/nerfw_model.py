@@ -41,8 +41,7 @@ class RenderOutput:
     weights: torch.Tensor | None = None  # final weights [N, S]
 
     _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "depth_median", "opacity", "beta",
-                "transient_sigma_mean",
-                 "transient_opacity")
+                "transient_sigma_mean", "transient_opacity")
 
     @classmethod
     def cat(cls, outs: list["RenderOutput"]) -> "RenderOutput":
@@ -54,8 +53,8 @@ class RenderOutput:
 def _output(comp: Composite, sigma_t: torch.Tensor | None, **extra) -> RenderOutput:
     t_mean = sigma_t.mean(-1) if sigma_t is not None else torch.zeros_like(comp.depth)
     return RenderOutput(comp.rgb, comp.rgb_static, comp.rgb_transient, comp.depth, comp.depth_median,
-                        comp.opacity, comp.beta,
-                        t_mean, comp.transient_opacity, has_transient=sigma_t is not None, weights=comp.weights, **extra)
+                        comp.opacity, comp.beta, t_mean, comp.transient_opacity, has_transient=sigma_t is not None,
+                        weights=comp.weights, **extra)
 
 
 class MLPRenderer(nn.Module):

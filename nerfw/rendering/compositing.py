@@ -102,8 +102,8 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
         opacity = w_static_only.sum(-1)
         rgb_static = rgb_static + background * (1 - opacity[:, None])
         return Composite(rgb_static, rgb_static, torch.zeros_like(rgb_static), (w_static_only * z).sum(-1),
-                         median_depth(w_static_only.detach(), z), opacity, torch.full_like(opacity, beta_min), w_static_only, w_static_only,
-                         torch.zeros_like(opacity))
+                         median_depth(w_static_only.detach(), z), opacity, torch.full_like(opacity, beta_min),
+                         w_static_only, w_static_only, torch.zeros_like(opacity))
     w_s, w_t = nerfw_weights(sigma_s, sigma_t, delta)
     opacity = -torch.expm1(-((sigma_s + sigma_t) * delta).sum(-1))  # joint 1 - T_{S+1}, in [0, 1]
     rgb = composite(w_s, rgb_s) + composite(w_t, rgb_t) + background * (1 - opacity[:, None])
