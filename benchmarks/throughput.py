@@ -114,10 +114,9 @@ def time_render(model, camera, normalization, device: str, fraction: float, chun
     w = min(k, 256)  # warm-up on a few rays
     bake_s = None
     if fast:
-        model.fast_renderer()._baked = None
         sync(device)
         t0 = time.perf_counter()
-        model.fast_renderer().baked()
+        model.fast_renderer().bake()
         sync(device)
         bake_s = round(time.perf_counter() - t0, 3)
     model.render_chunked(o[:w], d[:w], near[:w], far[:w], ids[:w], chunk=chunk, appearance=app,

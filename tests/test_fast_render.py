@@ -54,12 +54,11 @@ def test_fast_renderer_equals_full_renderer_without_approximations():
     ids = torch.full((300,), 2, dtype=torch.long)
     with torch.no_grad():
         full = model(o, d, near, far, ids, use_transient=False, perturb=False)
-        codes = model.renderer.field.heads.appearance_codes(ids, None)
-        rgb, depth, depth_median, opacity = fast(o, d, near, far, codes)
-    torch.testing.assert_close(rgb, full.rgb, atol=2e-5, rtol=1e-4)
-    torch.testing.assert_close(depth, full.depth, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(depth_median, full.depth_median)
-    torch.testing.assert_close(opacity, full.opacity, atol=2e-5, rtol=1e-4)
+        out = fast(o, d, near, far, ids)
+    torch.testing.assert_close(out.rgb, full.rgb, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(out.depth, full.depth, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.depth_median, full.depth_median)
+    torch.testing.assert_close(out.opacity, full.opacity, atol=2e-5, rtol=1e-4)
 
 
 def test_baked_volume_reproduces_the_density_function():
@@ -91,9 +90,10 @@ def test_bake_of_the_proposal_network_is_close_and_rebuilt_after_training():
 def test_bfloat16_mlps_change_colours_little():
     model = _trained_like_model(seed=3)
     o, d, near, far = _rays(400, seed=1)
-    codes = model.renderer.field.heads.appearance_codes(torch.zeros(400, dtype=torch.long), None)
-    rgb32, _, _, opacity32 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=False))(o, d, near, far, codes)
-    rgb16, _, _, opacity16 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=True))(o, d, near, far, codes)
+    ids = torch.zeros(400, dtype=torch.long)
+    out32 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=False))(o, d, near, far, ids)
+    out16 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=True))(o, d, near, far, ids)
+    rgb32, opacity32, rgb16, opacity16 = out32.rgb, out32.opacity, out16.rgb, out16.opacity
     assert rgb16.dtype == torch.float32
     assert float((rgb32 - rgb16).abs().max()) < 0.03
     assert float(((rgb32 - rgb16) ** 2).mean()) < 1e-4  # > 40 dB

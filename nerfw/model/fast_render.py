@@ -30,9 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from nerfw.fields.grid_field import to_grid_coords
-from nerfw.fields.encodings import positional_encoding
-from nerfw.rendering.compositing import deltas_from_edges, median_depth, weights_from_density
-from nerfw.rendering.samplers import edges_from_spacing, fractions, sample_pdf
 
 
 @dataclass
@@ -90,7 +87,8 @@ class BakedDensity:
 
 
 class FastGridRenderer:
-    """Static-scene rendering of a trained :class:`GridRenderer` with the approximations above (no gradients)."""
+    """Static-scene rendering of a trained :class:`GridRenderer` with the approximations above (no gradients):
+    its own pipeline (GridRenderer.render) with the baked volume as the proposal density."""
 
     def __init__(self, renderer, settings: FastRenderSettings | None = None):
         self.renderer = renderer
@@ -98,52 +96,30 @@ class FastGridRenderer:
         self._baked: BakedDensity | None = None
         self._fingerprint: tuple | None = None
 
+    def bake(self) -> BakedDensity:
+        """(Re)build the baked proposal density from the current weights."""
+        proposal = self.renderer.proposal_net
+        device = next(proposal.parameters()).device
+        self._baked = BakedDensity(proposal.density_at_grid_coords, self.settings.bake_resolution, device)
+        self._fingerprint = _param_fingerprint(proposal)
+        return self._baked
+
     def baked(self) -> BakedDensity:
         """The baked proposal density, rebuilt if the proposal network changed since it was baked."""
-        proposal = self.renderer.proposal_net
-        fingerprint = _param_fingerprint(proposal)
-        if self._baked is None or fingerprint != self._fingerprint:
-            device = next(proposal.parameters()).device
-            self._baked = BakedDensity(proposal.density_at_grid_coords, self.settings.bake_resolution, device)
-            self._fingerprint = fingerprint
+        if self._baked is None or _param_fingerprint(self.renderer.proposal_net) != self._fingerprint:
+            return self.bake()
         return self._baked
 
     @torch.no_grad()
-    def __call__(self, rays_o, rays_d, near, far, appearance_codes: torch.Tensor | None):
-        """rays [N, 3] (model frame, camera-z of d = 1), near/far [N]; appearance_codes [N, a_dim] or None.
-        Returns (rgb [N, 3], expected depth [N], median depth [N], opacity [N]); depths are model-frame z."""
-        r, s = self.renderer, self.settings
-        cfg = r.cfg
+    def __call__(self, rays_o, rays_d, near, far, image_ids, appearance=None):
+        """rays [N, 3] (model frame, camera-z of d = 1), near/far [N], image_ids [N]; appearance overrides the
+        per-image codes as in NeRFW.forward. Returns the RenderOutput of the static scene."""
+        s = self.settings
+        baked = self.baked()
         bf16 = native_bf16(rays_o.device) if s.bf16 is None else s.bf16
-        n = rays_o.shape[0]
-        ray_norm = rays_d.norm(dim=-1)
-        dirs = rays_d / ray_norm[:, None]
-        far = r.sample_far(far)
-        linear = not cfg.unbounded
-        # 1. proposal weights from the baked volume
-        s_p = fractions(n, s.bake_samples + 1, 0.0, endpoints=True, device=near.device)
-        t_p = edges_from_spacing(s_p, near, far, linear)
-        sigma_p = self.baked()(to_grid_coords(r._midpoints(rays_o, rays_d, t_p).reshape(-1, 3))).reshape(n, -1)
-        w_p = weights_from_density(sigma_p, deltas_from_edges(t_p, ray_norm))
-        # 2. field density at a few samples drawn from them
-        u = fractions(n, s.field_samples + 1, 0.0, endpoints=True, device=near.device)
-        t_f = edges_from_spacing(sample_pdf(s_p, w_p, u), near, far, linear)
-        x = r._midpoints(rays_o, rays_d, t_f)  # [N, S, 3]
-        field = r.field
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            h = field.density(field.encoding(to_grid_coords(x.reshape(-1, 3)))).float()  # [N S, 1 + geo]
-        sigma = F.softplus(h[:, 0] + field.density_bias).reshape(n, -1)
-        w = weights_from_density(sigma, deltas_from_edges(t_f, ray_norm))  # [N, S]
-        mid = 0.5 * (t_f[:, 1:] + t_f[:, :-1])
-        # 3. the static colour head (NeRF-W Eq. 7) at every sample, composited
-        heads = field.heads
-        cond = positional_encoding(dirs, heads.n_dir_freq)  # [N, 27]
-        if appearance_codes is not None:
-            cond = torch.cat([appearance_codes, cond], dim=-1)
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            colors = torch.sigmoid(heads.color(h[:, 1:].reshape(n, -1, h.shape[1] - 1), cond)).float()  # [N, S, 3]
-        rgb = torch.einsum("ns,nsc->nc", w, colors)
-        opacity = w.sum(-1)
-        if cfg.white_back:
-            rgb = rgb + (1 - opacity[:, None])
-        return rgb, (w * mid).sum(-1), median_depth(w, mid), opacity
+
+        def baked_density(x):  # points [N, P, 3] -> sigma [N, P]
+            return baked(to_grid_coords(x.reshape(-1, 3))).reshape(x.shape[:-1])
+
+        return self.renderer.render(rays_o, rays_d, near, far, image_ids, appearance, False, 0.0, baked_density,
+                                    s.bake_samples, s.field_samples, bf16_field=bf16)

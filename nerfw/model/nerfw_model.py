@@ -122,22 +122,32 @@ class GridRenderer(nn.Module):
 
     def forward(self, rays_o, rays_d, near, far, image_ids, appearance, use_transient: bool,
                 jitter: float) -> RenderOutput:
+        return self.render(rays_o, rays_d, near, far, image_ids, appearance, use_transient, jitter,
+                           self.proposal_net, self.cfg.proposal_samples, self.cfg.grid_samples)
+
+    def render(self, rays_o, rays_d, near, far, image_ids, appearance, use_transient: bool, jitter: float,
+               proposal_density, n_proposal: int, n_field: int, bf16_field: bool = False) -> RenderOutput:
+        """The pipeline with its parts as arguments: ``proposal_density`` maps points [N, P, 3] to sigma [N, P]
+        (the proposal network in training; a baked volume in nerfw.model.fast_render), ``n_proposal`` and
+        ``n_field`` intervals per ray, and the field's MLPs optionally under bfloat16 autocast."""
         cfg = self.cfg
         n = rays_o.shape[0]
         ray_norm = rays_d.norm(dim=-1)  # [N]
         dirs = rays_d / ray_norm[:, None]
         far = self.sample_far(far)
         linear = not cfg.unbounded
-        s_p = fractions(n, cfg.proposal_samples + 1, jitter, endpoints=True, device=near.device)  # [N, P+1]
+        s_p = fractions(n, n_proposal + 1, jitter, endpoints=True, device=near.device)  # [N, P+1]
         t_p = edges_from_spacing(s_p, near, far, linear)
-        sigma_p = self.proposal_net(self._midpoints(rays_o, rays_d, t_p))  # [N, P]
+        sigma_p = proposal_density(self._midpoints(rays_o, rays_d, t_p))  # [N, P]
         w_p = weights_from_density(sigma_p, deltas_from_edges(t_p, ray_norm))
-        u = fractions(n, cfg.grid_samples + 1, jitter, endpoints=True, device=near.device)  # [N, S+1]
+        u = fractions(n, n_field + 1, jitter, endpoints=True, device=near.device)  # [N, S+1]
         s_f = sample_pdf(s_p, w_p, u)  # [N, S+1] resampled in the spacing coordinate
         t_f = edges_from_spacing(s_f, near, far, linear)
         mid = 0.5 * (t_f[:, 1:] + t_f[:, :-1])  # [N, S]
-        f = self.field(self._midpoints(rays_o, rays_d, t_f), dirs, image_ids, appearance, use_transient)
-        comp = composite_nerfw(f.sigma, f.rgb, deltas_from_edges(t_f, ray_norm), mid, beta_min=cfg.beta_min,
+        with torch.autocast(device_type=rays_o.device.type, dtype=torch.bfloat16, enabled=bf16_field):
+            f = self.field(self._midpoints(rays_o, rays_d, t_f), dirs, image_ids, appearance, use_transient)
+        sigma, rgb = (f.sigma.float(), f.rgb.float()) if bf16_field else (f.sigma, f.rgb)  # composite in fp32
+        comp = composite_nerfw(sigma, rgb, deltas_from_edges(t_f, ray_norm), mid, beta_min=cfg.beta_min,
                                sigma_t=f.sigma_t, rgb_t=f.rgb_t, beta=f.beta, white_back=cfg.white_back)
         return _output(comp, f.sigma_t, proposal=[(s_p, w_p)], edges=s_f)
 
@@ -209,11 +219,7 @@ class NeRFW(nn.Module):
         return self._fast_renderer
 
     def _render_fast(self, rays_o, rays_d, near, far, image_ids, appearance=None, **_ignored) -> RenderOutput:
-        codes = self.renderer.field.heads.appearance_codes(image_ids.long(), appearance)
-        rgb, depth, depth_median, opacity = self.fast_renderer()(rays_o, rays_d, near, far, codes)
-        zeros = torch.zeros_like(depth)
-        return RenderOutput(rgb, rgb, torch.zeros_like(rgb), depth, depth_median, opacity,
-                            torch.full_like(depth, self.cfg.beta_min), zeros, zeros)
+        return self.fast_renderer()(rays_o, rays_d, near, far, image_ids.long(), appearance)
 
     def static_density(self, x: torch.Tensor) -> torch.Tensor:
         """Static density sigma [M] (per model unit) at model-frame points x [M, 3], from the field that renders

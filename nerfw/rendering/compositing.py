@@ -112,8 +112,7 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
     rgb_static = rgb_static + background * (1 - w_static_only.sum(-1, keepdim=True))
     beta_hat = (w_t * beta).sum(-1) + beta_min  # Eq. 11 (+ beta_min, Sec. 4.2)
     return Composite(rgb, rgb_static, rgb_transient, (w_s * z).sum(-1), median_depth(w_s.detach(), z), opacity,
-                     beta_hat, w_s + w_t, w_s,
-                     w_t.sum(-1))
+                     beta_hat, w_s + w_t, w_s, w_t.sum(-1))
 
 
 def deltas_from_depths(z: torch.Tensor, ray_norm: torch.Tensor, last: float) -> torch.Tensor:

@@ -44,7 +44,8 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
                   appearance: torch.Tensor | None = None, image_id: int = 0, use_transient: bool = False,
                   device=None, fast: bool = False) -> dict:
     """Render one view. Returns numpy arrays: rgb, rgb_static, rgb_transient [H,W,3] in [0,1]; depth [H,W]
-    (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, opacity, beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3].
+    (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, opacity,
+    beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3].
     fast=True: the static scene with nerfw.model.fast_render's approximations (grid field, transient head off)."""
     device = device or next(model.parameters()).device
     was_training = model.training
