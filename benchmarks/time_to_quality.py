@@ -159,12 +159,12 @@ def score(run, args) -> float:
     return sum(values) / len(values)
 
 
-def score_snapshots(run_dir: Path, snapshots: list[Snapshot], args) -> list[dict]:
+def score_snapshots(run_dir: Path, snapshots: list[Snapshot], args, device: str | None = None) -> list[dict]:
     import torch
 
     from nerfw.tools.run_io import load_run
 
-    run = load_run(run_dir, device="cuda" if torch.cuda.is_available() else "cpu")
+    run = load_run(run_dir, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     for snap in snapshots:
         run.model.load_state_dict(snap.state)
