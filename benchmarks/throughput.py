@@ -155,7 +155,7 @@ def _measure(field_name: str, device: str, args) -> dict:
 
     cfg, scene, normalization, batcher, model, step_module, optimizer, scheduler = setup(
         field_name, device, args.batch_size)
-    amp = device.startswith("cuda") and cfg.train.amp != "off"
+    amp = device.startswith("cuda") and cfg.train.amp == "on"
     warmup, steps = (args.warmup, args.steps) if field_name == "grid" else (args.mlp_warmup, args.mlp_steps)
     log(f"{field_name} on {device}, {torch.get_num_threads()} threads: {warmup} warm-up + {steps} timed "
         f"training steps of {args.batch_size} rays ...")

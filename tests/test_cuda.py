@@ -51,8 +51,11 @@ def test_float32_render_on_cuda_equals_cpu(field):
     with torch.no_grad():
         cpu = model(*_rays(512, "cpu"), perturb=False)
         gpu = model.to("cuda")(*_rays(512, "cuda"), perturb=False)
+    # The mlp's positional encoding takes sin(2^14 x): float32 rounding of x differs between the devices' kernels
+    # and is multiplied by 2^14, so its tolerance is wider.
+    tol = 2e-4 if field == "grid" else 2e-3
     for name in ("rgb", "depth", "opacity", "beta"):
-        torch.testing.assert_close(getattr(gpu, name).cpu(), getattr(cpu, name), atol=2e-4, rtol=2e-4)
+        torch.testing.assert_close(getattr(gpu, name).cpu(), getattr(cpu, name), atol=tol, rtol=tol)
 
 
 def test_bfloat16_training_step_close_to_float32():

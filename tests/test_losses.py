@@ -1,6 +1,7 @@
 """Each loss term against a value computed by hand."""
 import math
 
+import pytest
 import torch
 
 from nerfw.model import losses
@@ -77,3 +78,27 @@ def test_model_loss_assembles_terms():
     plain = model.loss(_fake_output(has_transient=False), gt)
     assert set(plain) == {"color", "total"}
     torch.testing.assert_close(plain["color"], torch.tensor((0.04 + 1.0) / 6))
+
+
+def test_plane_total_variation_by_hand():
+    # one 2x2 plane per axis pair, one feature: rows differ by 1, columns by 2 -> (1 + 4) per plane
+    plane = torch.tensor([[0.0, 2.0], [1.0, 3.0]]).expand(3, 1, 2, 2)
+    assert float(losses.plane_total_variation([plane])) == 5.0
+    flat = torch.full((3, 2, 4, 4), 0.7)
+    # mean over resolutions: (5 + 0) / 2
+    assert float(losses.plane_total_variation([plane, flat])) == 2.5
+
+
+def test_model_loss_adds_plane_tv_only_when_weighted():
+    torch.manual_seed(0)
+    rays = (torch.zeros(8, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(8, 3), torch.full((8,), 0.1),
+            torch.full((8,), 2.0), torch.zeros(8, dtype=torch.long))
+    for weight in (0.0, 1e-3):
+        cfg = ModelConfig(grid_max_res=32, grid_min_res=16, proposal_max_res=16, proposal_min_res=8,
+                          plane_tv_weight=weight)
+        model = build_model(cfg, n_images=2)
+        terms = model.loss(model(*rays), torch.rand(8, 3))
+        assert ("plane_tv" in terms) == (weight > 0)
+    planes = [*model.renderer.field.encoding.planes, *model.renderer.proposal_net.encoding.planes]
+    assert float(terms["plane_tv"]) == pytest.approx(1e-3 * float(losses.plane_total_variation(planes)))
+    assert float(terms["plane_tv"]) > 0  # the random initial planes are not flat

@@ -99,6 +99,9 @@ class ModelConfig:
     """grid: features per plane and resolution of the proposal network."""
     proposal_hidden: int = 16
     """grid: width of the proposal density MLP."""
+    plane_tv_weight: float = 0.0
+    """grid: weight of the total-variation loss on the field's and the proposal network's planes (K-Planes
+    Sec. 3.2; smooths the planes where few rays constrain them, which helps views away from the training path)."""
     proposal_loss_weight: float = 1.0
     """grid: weight of the mip-NeRF 360 proposal (interlevel) loss, Eq. 13 there (nerfacto: 1)."""
     unbounded: bool = True

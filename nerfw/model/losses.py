@@ -1,5 +1,5 @@
-"""Loss terms of NeRF-W (Martin-Brualla et al. 2020, Eq. 13-14) and of the proposal sampler (mip-NeRF 360,
-Barron et al. 2022, Eq. 13). Pure functions; the weights come from ModelConfig, never from literals here."""
+"""Loss terms of NeRF-W (Martin-Brualla et al. 2020, Eq. 13-14), of the proposal sampler (mip-NeRF 360,
+Barron et al. 2022, Eq. 13) and the tri-planes' total variation (K-Planes, Fridovich-Keil et al. 2023). Pure functions; the weights come from ModelConfig, never from literals here."""
 from __future__ import annotations
 
 import torch
@@ -62,3 +62,14 @@ def proposal_loss(edges: torch.Tensor, weights: torch.Tensor, edges_p: torch.Ten
     w = weights.detach()
     bound = outer_weights(edges.detach(), edges_p.detach(), w_p)
     return torch.mean((torch.clamp_min(w - bound, 0) ** 2 / (w + PROPOSAL_EPS)).sum(-1))
+
+
+def plane_total_variation(planes) -> torch.Tensor:
+    """K-Planes' spatial total variation (Sec. 3.2): the mean squared difference between neighbouring cells of
+    each plane, along both axes, averaged over the planes of every resolution. planes: tensors [3, F, R, R]."""
+    terms = []
+    for plane in planes:
+        along_rows = (plane[..., 1:, :] - plane[..., :-1, :]).square().mean()
+        along_cols = (plane[..., :, 1:] - plane[..., :, :-1]).square().mean()
+        terms.append(along_rows + along_cols)
+    return torch.stack(terms).mean()

@@ -245,6 +245,9 @@ class NeRFW(nn.Module):
         if out.proposal:
             terms["proposal"] = cfg.proposal_loss_weight * sum(
                 losses.proposal_loss(out.edges, out.weights, e, w) for e, w in out.proposal)
+        if cfg.field == "grid" and cfg.plane_tv_weight > 0:
+            planes = [*self.renderer.field.encoding.planes, *self.renderer.proposal_net.encoding.planes]
+            terms["plane_tv"] = cfg.plane_tv_weight * losses.plane_total_variation(planes)
         if depth_gt is not None and cfg.depth_loss_weight > 0:
             terms["depth"] = cfg.depth_loss_weight * losses.depth_loss(out.depth, depth_gt, cfg.depth_loss_type)
         terms["total"] = sum(terms.values())

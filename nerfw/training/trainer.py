@@ -167,7 +167,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     if world_size > 1:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = device.type == "cuda" and cfg.train.amp != "off"
+    use_amp = device.type == "cuda" and cfg.train.amp == "on"
     logger.start(n_total, progress.step, batcher, scene, world_size)
     t0 = time.time()
     stop = False
