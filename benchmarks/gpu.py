@@ -45,7 +45,11 @@ def parse_args(argv):
     p.add_argument("--render_repeats", type=int, default=10)
     p.add_argument("--chunk", type=int, default=65536, help="rays per forward pass when rendering")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument("--quick", action="store_true", help="smoke run: one configuration, 15 s, 3 test images")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.minutes, args.configs, args.max_images, args.render_repeats = 0.25, args.configs.split(",")[0], 3, 3
+    return args
 
 
 def parse_config_spec(spec: str) -> dict:

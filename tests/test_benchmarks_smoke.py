@@ -106,3 +106,25 @@ def test_render_rows_put_the_target_on_both_renderers():
     assert fast["meets"] is True and full["meets"] is False and full["ratio"] == pytest.approx(6.0)
     quality = run_all.rows_render_quality({"psnr_full": 22.0, "psnr_fast": 21.8, "psnr_fast_vs_full": 36.0})
     assert [r["value"] for r in quality] == ["22.00 / 21.80", 36.0]
+
+
+def test_gpu_rows_and_config_specs(tmp_path, monkeypatch):
+    import gpu
+
+    spec = gpu.parse_config_spec("16384:off:80:plane_tv_weight=1e-4:grid_hidden=128")
+    assert spec == {"batch_size": 16384, "amp": "off", "epochs": 80,
+                    "extra": ["--plane_tv_weight", "1e-4", "--grid_hidden", "128"]}
+    assert gpu.parse_config_spec("8192:on")["epochs"] == 20
+    res = {"machine": {"gpus": ["NVIDIA H200"]}, "settings": {"target_psnr": 25.0}, "figures": {
+        "training": [{"batch_size": 16384, "amp": "off", "options": "", "seconds_trained": 60.0,
+                      "final_test_psnr": 22.0, "seconds_to_target_first_mark": None}],
+        "render_640x360": {"fast": {"frames_per_s": 60.0}, "full": {"frames_per_s": 8.0}}}}
+    rows = run_all.rows_gpu(res)
+    assert rows[0]["meets"] is False and rows[0]["ratio"] == pytest.approx(22.0 / 25.0)
+    assert rows[1]["value"] is None and rows[1]["meets"] is None  # never reached: no made-up time
+    assert [r["meets"] for r in rows[2:]] == [True, False]
+    # kept variants are reported beside the main result; local smoke runs are not
+    monkeypatch.setattr(run_all, "RESULTS_DIR", tmp_path)
+    for name in ("gpu", "gpu_run1", "gpu_cpu_smoke", "gpuish"):
+        (tmp_path / f"{name}.json").write_text("{}")
+    assert run_all.result_names("gpu") == ["gpu", "gpu_run1"]
