@@ -1,6 +1,6 @@
 """GPU figures: the demo scene to a test-PSNR target on one GPU, and 640x360 frames per second.
 
-    python benchmarks/gpu.py [--minutes 1] [--configs 16384:off:80,...] [--target_psnr 25]
+    python benchmarks/gpu.py [--minutes 1] [--configs 16384:off:80,...] [--target_psnr 25] [--quick]
 
 The grid field trains on the demo scene (the data and resolution of `nerfw demo`: SynthSquare seed 0 at
 160x90) on one CUDA GPU, once per configuration "batch_size:amp[:epochs[:option=value...]]" (amp on =
@@ -34,7 +34,7 @@ MARKS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 105, 120, 150, 180)  # secon
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu for a smoke test")
-    p.add_argument("--minutes", type=float, default=1.5, help="training budget per configuration")
+    p.add_argument("--minutes", type=float, default=1.0, help="training budget per configuration (target: 60 s)")
     p.add_argument("--configs", default="16384:off:80,16384:off:80:plane_tv_weight=1e-4",
                    help="comma list of batch_size:amp[:epochs[:option=value...]] (amp on = bfloat16 autocast, off = "
                         "float32; epochs: the trainer's --epochs, default 20, which sets the learning-rate decay; "
