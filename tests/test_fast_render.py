@@ -73,6 +73,23 @@ def test_baked_volume_reproduces_the_density_function():
     torch.testing.assert_close(baked(g), fn(g), atol=1e-5, rtol=1e-5)
 
 
+def test_baked_volume_gives_the_same_values_with_a_batch_per_thread():
+    """The points are split into one grid_sample batch per CPU thread (padded when they do not divide)."""
+    fn = lambda g: torch.sin(3 * g[:, 0]) * g[:, 1] + g[:, 2] ** 2  # noqa: E731
+    baked = BakedDensity(fn, resolution=17, device="cpu")
+    g = torch.rand(1001, 3) * 2.4 - 1.2
+    one_batch = torch.nn.functional.grid_sample(baked.volume, g.reshape(1, -1, 1, 1, 3), mode="bilinear",
+                                                padding_mode="border", align_corners=True).reshape(-1)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            torch.testing.assert_close(baked(g), one_batch, atol=0, rtol=0)
+            assert baked(g[:0]).shape == (0,)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_bake_of_the_proposal_network_is_close_and_rebuilt_after_training():
     model = _trained_like_model()
     fast = FastGridRenderer(model.renderer, FastRenderSettings(bake_resolution=96))
