@@ -51,6 +51,10 @@ def setup(field_name: str, device: str, batch_size: int, seed: int = 0):
     from nerfw.training.ray_batches import RayBatcher
     from nerfw.training.trainer import TrainStep, load_training_data, make_optimizer, train_ids
 
+    if device == "cpu":  # as the trainer's CPU workers do
+        from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
+
+        keep_freed_blocks_in_heap()
     data_root = ensure_scene(DEMO_SCENE, seed=seed)
     cfg = parse_config(train_argv(data_root, DEMO_SCENE, work_dir() / "runs" / "throughput", field_name,
                                   field_name, "--batch_size", str(batch_size), "--device", device))

@@ -87,3 +87,11 @@ def test_config_file_round_trip_and_override(tmp_path):
     with pytest.raises(ConfigError, match="bogus"):
         parse_config(["--config", str(path)])
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_cpu_heap_thresholds_set_where_glibc_is():
+    import platform
+
+    from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
+
+    assert keep_freed_blocks_in_heap() is (platform.libc_ver()[0] == "glibc")

@@ -16,6 +16,7 @@ from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
                                        save_checkpoint)
 from nerfw.training.config import Config, default_lr
+from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
 from nerfw.training.ray_batches import RayBatcher
 
@@ -139,6 +140,7 @@ def run_worker(rank: int, world_size: int, backend, init_method, device_kind: st
     try:
         if device_kind == "cpu":
             torch.set_num_threads(cpu_threads(cfg.train.threads, world_size))
+            keep_freed_blocks_in_heap()
         _train(rank, world_size, device_kind, cfg)
     finally:
         ddp.close_group()
