@@ -29,6 +29,8 @@ import common  # noqa: F401  (puts the repository on sys.path)
 from common import DEMO_SCENE, ensure_scene, fmt, format_table, log, sync, train_argv, work_dir, write_result
 
 MARKS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 105, 120, 150, 180)  # seconds of training clock
+# (name, fast renderer, bf16 setting of the fast renderer: None = bfloat16 where the hardware has it, its default)
+RENDER_VARIANTS = (("full", False, None), ("fast", True, None), ("fast_float32", True, False))
 
 
 def parse_args(argv):
@@ -88,7 +90,8 @@ def train_config(data_root, batch_size: int, amp: str, epochs: int, extra: list[
     curve = score_snapshots(run_dir, recorder.snapshots, score_args, device=args.device)
     first_mark, interpolated = time_to_reach(curve, args.target_psnr)
     samples = steps * batch_size * samples_per_ray(parse_config(argv).model)["field"]
-    return {"batch_size": batch_size, "amp": amp, "epochs": epochs, "options": " ".join(extra), "steps": steps, "seconds_trained": round(trained, 2),
+    return {"batch_size": batch_size, "amp": amp, "epochs": epochs, "options": " ".join(extra), "steps": steps,
+            "seconds_trained": round(trained, 2),
             "steps_per_s": round(steps / trained, 1) if trained else None,
             "field_samples_per_s": round(samples / trained, 0) if trained else None,
             "startup_seconds": round(recorder.t_start - recorder.t_called, 2),
@@ -109,23 +112,22 @@ def render_speed(run_dir, args) -> dict:
     run = load_run(run_dir, device=args.device)
     camera = render_camera_640(run.scene)
     out = {"run_dir": str(run_dir)}
-    fast_settings = run.model.fast_renderer().settings
-    for name, fast, bf16 in (("full", False, None), ("fast", True, None), ("fast_float32", True, False)):
-        fast_settings.bf16 = bf16  # None: bfloat16 MLPs where the hardware has them (the default)
-        r = time_render(run.model, camera, run.normalization, args.device, 1.0, args.chunk, fast,
-                        repeats=args.render_repeats)
-        r["frames_per_s"] = round(1.0 / r["seconds_per_frame"], 2)
-        out[name] = r
-        log(f"640x360 {name} renderer on {args.device}: {r['seconds_per_frame'] * 1000:.1f} ms per frame, "
-            f"{r['frames_per_s']:.1f} frames/s")
-    fast_settings.bf16 = None
     app = run.model.appearance_vector(mean=True)
+    fast_settings = run.model.fast_renderer().settings
     images = {}
-    for name, fast, bf16 in (("full", False, None), ("fast", True, None), ("fast_float32", True, False)):
-        fast_settings.bf16 = bf16
-        images[name] = render_camera(run.model, camera, run.normalization, args.chunk, appearance=app,
-                                     fast=fast)["rgb"]
-    fast_settings.bf16 = None
+    try:
+        for name, fast, bf16 in RENDER_VARIANTS:
+            fast_settings.bf16 = bf16
+            r = time_render(run.model, camera, run.normalization, args.device, 1.0, args.chunk, fast,
+                            repeats=args.render_repeats)
+            r["frames_per_s"] = round(1.0 / r["seconds_per_frame"], 2)
+            out[name] = r
+            log(f"640x360 {name} renderer on {args.device}: {r['seconds_per_frame'] * 1000:.1f} ms per frame, "
+                f"{r['frames_per_s']:.1f} frames/s")
+            images[name] = render_camera(run.model, camera, run.normalization, args.chunk, appearance=app,
+                                         fast=fast)["rgb"]
+    finally:
+        fast_settings.bf16 = None  # the default again
     for name in ("fast", "fast_float32"):
         out[f"psnr_{name}_vs_full"] = round(float(metrics.psnr(images[name], images["full"])), 2)
         log(f"{name} vs full frame: {out[f'psnr_{name}_vs_full']:.2f} dB")
@@ -154,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         write_result(name, {"training": runs, "render_640x360": None}, vars(args), notes, started)  # so far
     best = max(runs, key=lambda r: r["final_test_psnr"])
     render = render_speed(best["run_dir"], args)
-    table = [[str(r["batch_size"]), r["amp"], str(r["epochs"]), r["options"] or "-", str(r["steps"]), fmt(r["steps_per_s"], 1),
-              fmt(r["field_samples_per_s"], 0), fmt(r["final_test_psnr"]),
+    table = [[str(r["batch_size"]), r["amp"], str(r["epochs"]), r["options"] or "-", str(r["steps"]),
+              fmt(r["steps_per_s"], 1), fmt(r["field_samples_per_s"], 0), fmt(r["final_test_psnr"]),
               fmt(r["seconds_to_target_first_mark"], 1)] for r in runs]
-    log(format_table(table, ["batch", "amp", "epochs", "options", "steps", "steps/s", "field samples/s", "final test PSNR",
-                             f"s to {args.target_psnr:g} dB"]))
+    log(format_table(table, ["batch", "amp", "epochs", "options", "steps", "steps/s", "field samples/s",
+                             "final test PSNR", f"s to {args.target_psnr:g} dB"]))
     path = write_result(name, {"training": runs, "render_640x360": render}, vars(args), notes, started)
     log(f"wrote {path} ({(time.time() - started) / 60:.1f} min in all)")
     return 0

@@ -40,3 +40,21 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     return train(parse_config(train_argv(tiny_cambridge, runs, "tiny", "--max_steps", "300", "--batch_size", "1024",
                                          "--save_latest_freq", "1000")))
+
+
+def trained_like_model(field: str = "grid", seed: int = 0):
+    """A small model with non-trivial weights (random, perturbed beyond the initial spread) and a dense-ish
+    grid field, on the CPU, in eval mode."""
+    import torch
+
+    from nerfw.model.config import ModelConfig
+    from nerfw.model.nerfw_model import build_model
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(field=field, grid_max_res=64, grid_min_res=16, proposal_max_res=32, proposal_min_res=16,
+                      density_bias=0.5)
+    model = build_model(cfg, n_images=4).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model

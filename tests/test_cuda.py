@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_argv
-from nerfw.model.config import ModelConfig
+from conftest import train_argv, trained_like_model
 from nerfw.model.fast_render import FastGridRenderer, FastRenderSettings
-from nerfw.model.nerfw_model import build_model
 from nerfw.tools import metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -24,18 +22,6 @@ def _rays(n: int, device, seed: int = 0):
     return tuple(t.to(device) for t in rays)
 
 
-def _model(field: str = "grid", seed: int = 0):
-    """A model with non-trivial weights (perturbed beyond the initial spread), on the CPU."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(field=field, grid_max_res=64, grid_min_res=16, proposal_max_res=32, proposal_min_res=16,
-                      density_bias=0.5)
-    model = build_model(cfg, n_images=4).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
-
-
 @pytest.fixture(autouse=True)
 def _exact_float32_matmuls():
     """TF32 would change float32 results at the 1e-3 level; these tests compare float32 to float32."""
@@ -47,7 +33,7 @@ def _exact_float32_matmuls():
 
 @pytest.mark.parametrize("field", ["grid", "mlp"])
 def test_float32_render_on_cuda_equals_cpu(field):
-    model = _model(field)
+    model = trained_like_model(field)
     with torch.no_grad():
         cpu = model(*_rays(512, "cpu"), perturb=False)
         gpu = model.to("cuda")(*_rays(512, "cuda"), perturb=False)
@@ -63,7 +49,7 @@ def test_bfloat16_training_step_close_to_float32():
     the float32 step's (same weights, same batch)."""
     from nerfw.training.trainer import TrainStep
 
-    model = _model("grid").train().to("cuda")
+    model = trained_like_model("grid").train().to("cuda")
     step = TrainStep(model)
     o, d, near, far, ids = _rays(2048, "cuda")
     rgb = torch.rand(2048, 3, generator=torch.Generator().manual_seed(1)).to("cuda")
@@ -84,7 +70,7 @@ def test_bfloat16_training_step_close_to_float32():
 
 
 def test_fast_renderer_on_cuda_matches_cpu_and_bfloat16_is_close():
-    model = _model("grid")
+    model = trained_like_model("grid")
     with torch.no_grad():
         on_cpu = FastGridRenderer(model.renderer, FastRenderSettings(bf16=False))(*_rays(4096, "cpu"))
         model.to("cuda")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import trained_like_model
 from nerfw.fields.grid_field import to_grid_coords
 from nerfw.model.config import ModelConfig
 from nerfw.model.fast_render import BakedDensity, FastGridRenderer, FastRenderSettings
@@ -22,17 +23,6 @@ def _rays(n: int, seed: int = 0):
     return o, d, torch.full((n,), 0.05), torch.full((n,), 2.0)
 
 
-def _trained_like_model(seed: int = 0):
-    """A grid model with non-trivial planes (random, larger than the initial spread) and a dense-ish field."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(grid_max_res=64, grid_min_res=16, proposal_max_res=32, proposal_min_res=16, density_bias=0.5)
-    model = build_model(cfg, n_images=4).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
-
-
 class _ExactProposal:
     """Stands in for the baked volume: the proposal network itself (no voxelisation)."""
 
@@ -45,7 +35,7 @@ class _ExactProposal:
 
 def test_fast_renderer_equals_full_renderer_without_approximations():
     """Same sample counts, the exact proposal, float32 -> the full renderer's static image."""
-    model = _trained_like_model()
+    model = trained_like_model()
     cfg = model.cfg
     fast = FastGridRenderer(model.renderer, FastRenderSettings(
         bake_samples=cfg.proposal_samples, field_samples=cfg.grid_samples, bf16=False))
@@ -91,7 +81,7 @@ def test_baked_volume_gives_the_same_values_with_a_batch_per_thread():
 
 
 def test_bake_of_the_proposal_network_is_close_and_rebuilt_after_training():
-    model = _trained_like_model()
+    model = trained_like_model()
     fast = FastGridRenderer(model.renderer, FastRenderSettings(bake_resolution=96))
     baked = fast.baked()
     assert fast.baked() is baked  # cached while the weights stay the same
@@ -105,7 +95,7 @@ def test_bake_of_the_proposal_network_is_close_and_rebuilt_after_training():
 
 
 def test_bfloat16_mlps_change_colours_little():
-    model = _trained_like_model(seed=3)
+    model = trained_like_model(seed=3)
     o, d, near, far = _rays(400, seed=1)
     ids = torch.zeros(400, dtype=torch.long)
     out32 = FastGridRenderer(model.renderer, FastRenderSettings(bf16=False))(o, d, near, far, ids)
@@ -138,7 +128,7 @@ def test_fast_flag_falls_back_to_the_full_renderer_where_it_does_not_apply():
     a = model.render_chunked(o, d, near, far, ids, chunk=8, fast=True, use_transient=False)
     b = model.render_chunked(o, d, near, far, ids, chunk=8, fast=False, use_transient=False)
     torch.testing.assert_close(a.rgb, b.rgb)
-    grid = _trained_like_model()
+    grid = trained_like_model()
     with_transient = grid.render_chunked(o, d, near, far, ids, chunk=8, fast=True, use_transient=True)
     assert with_transient.has_transient  # the transient head needs the full renderer
 
