@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfw.data.image_cache import ImageCache, cache_key
+from nerfw.data.image_cache import ImageCache, cache_key, decode_image
+from nerfw.errors import DatasetError
 from nerfw.data.parsers.common import make_view
 from nerfw.data.scene import SceneData
 
@@ -85,6 +86,20 @@ def test_depth_nan_for_invalid_and_nearest_resize(tmp_path):
     assert np.isnan(d[0, 0]) and np.isnan(d[1, 1]) and np.nanmin(d) == np.nanmax(d) == 1.5
     small = ImageCache.load_or_build(tiny_scene(tmp_path, downscale=2, depth=True), tmp_path / "c", progress=False)
     assert small.depth_image(1).shape == (10, 18) and np.nanmax(small.depth) == 1.5  # no blended invalid values
+
+
+def test_grey_and_16_bit_images_scale_to_8_bit(tmp_path):
+    grey8 = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (3, 1))  # [3, 64]
+    Image.fromarray(grey8).save(tmp_path / "g8.png")
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # PIL mode I;16
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    for name in ("g8.png", "g16.png"):
+        rgb = decode_image(tmp_path / name, 64, 3)
+        assert rgb.dtype == np.uint8 and rgb.shape == (3, 64, 3)
+        assert np.array_equal(rgb[..., 0], grey8) and np.array_equal(rgb[..., 2], grey8)  # not clipped at 255
+    Image.fromarray(np.zeros((3, 4), np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(DatasetError, match="f.tiff: expected an 8- or 16-bit image"):
+        decode_image(tmp_path / "f.tiff", 4, 3)
 
 
 def test_real_7scenes_depth(tmp_path):

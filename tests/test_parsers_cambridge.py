@@ -175,6 +175,26 @@ def test_outliers_dropped_and_quaternions_normalised(tmp_path):
     assert any("seq5/frame00297.png (line 5)" in w for w in warnings)
 
 
+@pytest.mark.parametrize("text", [
+    "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n",  # the blank third line lost
+    "\n\n" + HEADER,  # blank lines before the header
+    "",  # no header at all
+])
+def test_header_recognised_by_content_keeps_every_pose(tmp_path, text):
+    p = tmp_path / "dataset_train.txt"
+    p.write_text(text + "seq1/frame00001.png 1 2 3 1 0 0 0\nseq1/frame00002.png 4 5 6 1 0 0 0\n")
+    entries, _ = parse_split_file(p)
+    assert [e.name for e in entries] == ["seq1/frame00001.png", "seq1/frame00002.png"]
+    assert np.allclose(entries[0].center, [1, 2, 3])
+
+
+def test_text_after_the_header_is_an_error(tmp_path):
+    p = tmp_path / "dataset_train.txt"
+    p.write_text(HEADER + "some note\nanother note\nthird note\nseq1/frame00001.png 1 2 3 1 0 0 0\n")
+    with pytest.raises(DatasetError, match="dataset_train.txt:5:"):  # the 4th non-blank line is not a pose
+        parse_split_file(p)
+
+
 @pytest.mark.parametrize("body,line,what", [
     ("seq1/frame00001.png 1 2 3 1 0 0\n", 4, "7 numbers"),
     ("seq1/frame00001.png 1 2 3 1 0 0 0\nseq1/frame00002.png 1 x 3 1 0 0 0\n", 5, "number"),

@@ -109,6 +109,55 @@ def test_bad_7scenes_split_and_missing_sequence(tmp_path):
         load_scene(root)
 
 
+def tiny_sevenscenes(root: Path, sequences=(1, 2), frames=2) -> Path:
+    """A minimal 7-Scenes folder made here (no real data needed): colour, 16-bit depth and pose per frame."""
+    for seq in sequences:
+        folder = root / f"seq-{seq:02d}"
+        folder.mkdir(parents=True)
+        for i in range(frames):
+            Image.fromarray(np.full((48, 64, 3), 100, np.uint8)).save(folder / f"frame-{i:06d}.color.png")
+            Image.fromarray(np.full((48, 64), 1500, np.uint16)).save(folder / f"frame-{i:06d}.depth.png")
+            pose = np.eye(4)
+            pose[0, 3] = 0.1 * i + seq
+            np.savetxt(folder / f"frame-{i:06d}.pose.txt", pose)
+    return root
+
+
+def test_7scenes_splits_may_not_overlap_or_repeat(tmp_path):
+    root = tiny_sevenscenes(tmp_path / "s")
+    (root / "TrainSplit.txt").write_text("sequence1\n")
+    (root / "TestSplit.txt").write_text("sequence2\n")
+    assert [c.split for c in load_scene(root).cameras] == ["train", "train", "test", "test"]
+    (root / "TestSplit.txt").write_text("sequence2\nsequence1\n")  # test frames would leak into training
+    with pytest.raises(DatasetError, match=r"TestSplit.txt:2: sequence1 is already listed in TrainSplit.txt line 1"):
+        load_scene(root)
+    (root / "TestSplit.txt").write_text("sequence2\n\nsequence2\n")
+    with pytest.raises(DatasetError, match=r"TestSplit.txt:3: sequence2 is already listed"):
+        load_scene(root)
+
+
+def test_training_reads_the_dataset_with_the_same_options_as_inspect(tmp_path):
+    """--sevenscenes_focal and --test_every reach the scene a run trains on (and eval / render read again)."""
+    from nerfw.training.config import load_scene_of, parse_config
+
+    root = tiny_sevenscenes(tmp_path / "s", sequences=(1,), frames=4)  # no split files: every N-th frame is test
+    cfg = parse_config(["--data_root_dir", str(root), "--img_downscale", "1", "--sevenscenes_focal", "585",
+                        "--test_every", "2"])
+    scene = load_scene_of(cfg.train)
+    assert [c.split for c in scene.cameras] == ["test", "train", "test", "train"]
+    assert np.isclose(scene.cameras[0].fx, 585 * 64 / 640)  # focal given at 640x480, image 64x48
+    with pytest.raises(Exception, match="--test_every must be >= 0"):
+        parse_config(["--data_root_dir", str(root), "--test_every", "-1"])
+
+
+def test_7scenes_posed_frame_without_image_is_an_error(tmp_path):
+    root = tiny_sevenscenes(tmp_path / "s")
+    (root / "seq-02" / "frame-000001.color.png").unlink()
+    with pytest.raises(DatasetError, match=r"seq-02.*1 listed colour images of posed frames not found: "
+                                           r"seq-02/frame-000001"):
+        load_scene(root)
+
+
 # ----------------------------------------------------------------------------- COLMAP
 def test_maupertuis_point_reprojects_to_its_observation():
     root = real("colmap_maupertuis_kapture")
@@ -163,6 +212,19 @@ def test_binary_model_in_sparse0_equals_text(tmp_path):
     (root / "sparse" / "0" / "images.bin").write_bytes((root / "sparse" / "0" / "images.bin").read_bytes()[:100])
     with pytest.raises(DatasetError, match="truncated"):
         load_scene(root)
+
+
+@pytest.mark.parametrize("content", [struct.pack("<Q", 10**12) + bytes(200),  # count far beyond the file
+                                     b"# 3D point list with one line of data per point:\n1 0.5 0.2 3.0 255 0 0 0.1\n"])
+def test_corrupt_binary_point_count_is_a_dataset_error(tmp_path, content):
+    """A damaged header count must not allocate terabytes or leak a numpy error: a one-line DatasetError."""
+    path = tmp_path / "points3D.bin"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match="points3D.bin.*header says .* points but only"):
+        colmap.read_points3d_bin(path)
+    path.write_bytes(struct.pack("<Q", 3) + bytes(60))  # 3 cameras need 3 x 24 bytes at least
+    with pytest.raises(DatasetError, match="header says 3 cameras"):
+        colmap.read_cameras_bin(path)
 
 
 def test_colmap_distortion_warned_and_bad_lines(tmp_path):
@@ -225,6 +287,17 @@ def test_llff_fern():
     assert c.image_path.parent.name == "images_8" and c.name == "images_8/image003.png"
     scene4 = load_scene(root, img_downscale=4)
     assert scene4.cameras[0].width == 1008 and any("images_8" in w for w in scene4.warnings)
+
+
+@pytest.mark.parametrize("bounds,shown", [((90.0, 73.5), "near 90, far 73.5"), ((-1.0, 73.5), "near -1, far 73.5"),
+                                          ((0.0, 0.0), "near 0, far 0")])
+def test_llff_bounds_must_be_positive_and_ordered(tmp_path, bounds, shown):
+    pose = np.concatenate([np.eye(3)[:, [1, 0, 2]], np.zeros((3, 1)), [[378], [504], [400]]], axis=1)
+    rows = np.stack([np.concatenate([pose.ravel(), [1.0, 20.0]])] * 3)
+    rows[1, 15:] = bounds
+    np.save(tmp_path / "poses_bounds.npy", rows)
+    with pytest.raises(DatasetError, match=rf"poses_bounds.npy: expected bounds 0 < near < far.*row 1 has {shown}"):
+        load_scene(tmp_path)
 
 
 # ----------------------------------------------------------------------------- transforms.json

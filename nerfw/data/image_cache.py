@@ -52,12 +52,22 @@ def decode_image(path: Path, width: int, height: int) -> np.ndarray:
     """uint8 [height, width, 3]: PIL RGB decode (alpha dropped), LANCZOS resize when the size differs."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = _to_rgb8(im, path)
             if im.size != (width, height):
                 im = im.resize((width, height), RESAMPLE)
             return np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise DatasetError(path, f"expected a readable image ({exc})") from None
+
+
+def _to_rgb8(im: Image.Image, path: Path) -> Image.Image:
+    """8-bit RGB. PIL's convert("RGB") clips 16-bit grey ("I;16", "I") at 255 instead of scaling: scale by 1/257."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.asarray(im).astype(np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8)).convert("RGB")
+    if im.mode == "F":
+        raise DatasetError(path, "expected an 8- or 16-bit image, got 32-bit floating point pixels")
+    return im.convert("RGB")
 
 
 def decode_depth(path: Path, width: int, height: int, depth_scale: float) -> np.ndarray:

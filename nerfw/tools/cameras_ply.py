@@ -85,6 +85,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dataset", default="auto")
     parser.add_argument("--img_downscale", type=int, default=1)
     parser.add_argument("--focal", type=float, default=0.0)
+    parser.add_argument("--sevenscenes_focal", type=float, default=525.0)
+    parser.add_argument("--test_every", type=int, default=8)
     parser.add_argument("--views", default="", help="also draw a Cambridge-format poses file as synthetic views")
     parser.add_argument("--points", choices=["none", "sparse", "density"], default="sparse",
                         help="points to add: the dataset's sparse points, or a run's density probe (density.npz)")
@@ -101,7 +103,8 @@ def main(argv: list[str]) -> int:
         from nerfw.data.loader import load_scene
 
         scene = load_scene(args.data_root_dir, args.scene, dataset=args.dataset, img_downscale=args.img_downscale,
-                           focal=args.focal or None)
+                           focal=args.focal or None, sevenscenes_focal=args.sevenscenes_focal,
+                           test_every=args.test_every)
     else:
         raise ConfigError("give --run DIR or --data_root_dir DIR [--scene S]")
     cameras = list(scene.cameras)

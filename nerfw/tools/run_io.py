@@ -27,11 +27,9 @@ class Run:
     def scene(self) -> SceneData:
         """The run's dataset, read again with the run's options (lazily)."""
         if self._scene is None:
-            from nerfw.data.loader import load_scene
+            from nerfw.training.config import load_scene_of
 
-            t = self.cfg.train
-            self._scene = load_scene(t.data_root_dir, t.scene, dataset=t.dataset, img_downscale=t.img_downscale,
-                                     focal=t.focal or None)
+            self._scene = load_scene_of(self.cfg.train)
             names = [c.name for c in self._scene.cameras]
             if names != self.image_names:
                 raise NerfwError(f"{self._scene.root}: the dataset's images no longer match the run "

@@ -34,6 +34,8 @@ class TrainConfig:
     dataset: str = "auto"  # auto|cambridge|7scenes|colmap|phototourism|llff|transforms
     img_downscale: int = 3  # image side divided by this; sizes read from the files
     focal: float = 0.0  # focal length in pixels of the original images when the dataset has none (Cambridge without nvm)
+    sevenscenes_focal: float = 525.0  # 7-Scenes colour focal in pixels at 640x480 (525; 585 is the depth camera's)
+    test_every: int = 8  # COLMAP / LLFF / single transforms.json: every N-th image is a test image
     use_cache: bool = True  # read an existing image cache (keyed by a hash, so never stale) (seed: False)
     if_save_cache: bool = True  # write the image cache
     # --- optimisation
@@ -69,6 +71,14 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.root_dir) / self.exp_name
+
+
+def load_scene_of(t: TrainConfig):
+    """The dataset of a run, read with the run's dataset options (one place, so train, eval and render agree)."""
+    from nerfw.data.loader import load_scene
+
+    return load_scene(t.data_root_dir, t.scene, dataset=t.dataset, img_downscale=t.img_downscale,
+                      focal=t.focal or None, sevenscenes_focal=t.sevenscenes_focal, test_every=t.test_every)
 
 
 @dataclass
@@ -193,6 +203,8 @@ def validate(cfg: Config) -> None:
         (t.lr >= 0, f"--lr must be >= 0, got {t.lr}"),
         (0 < t.lr_final_ratio <= 1, f"--lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}"),
         (t.img_downscale >= 1, f"--img_downscale must be >= 1, got {t.img_downscale}"),
+        (t.sevenscenes_focal > 0, f"--sevenscenes_focal must be > 0, got {t.sevenscenes_focal}"),
+        (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),
         (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),

@@ -15,7 +15,7 @@ from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
                                        save_checkpoint)
-from nerfw.training.config import Config, default_lr
+from nerfw.training.config import Config, default_lr, load_scene_of
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
 from nerfw.training.ray_batches import RayBatcher
@@ -25,11 +25,9 @@ from nerfw.training.ray_batches import RayBatcher
 def load_training_data(cfg: Config, save_cache: bool):
     """Scene description + image cache, as every rank needs them."""
     from nerfw.data.image_cache import ImageCache
-    from nerfw.data.loader import load_scene
 
     t = cfg.train
-    scene = load_scene(t.data_root_dir, t.scene, dataset=t.dataset, img_downscale=t.img_downscale,
-                       focal=t.focal or None)
+    scene = load_scene_of(t)
     if not scene.split("train"):
         raise NerfwError(f"{scene.root}: the dataset has no training images")
     cache = ImageCache.load_or_build(scene, cache_dir=cache_dir_for(scene, cfg), use_cache=t.use_cache,

@@ -57,6 +57,15 @@ def normalise_name(raw: str, root: Path | None = None) -> str:
     return "/".join(parts[-2:]) if (":" in name or name.startswith("/")) and len(parts) >= 2 else "/".join(parts)
 
 
+MAX_HEADER_LINES = 3  # non-blank lines skipped before the first pose line
+
+
+def _looks_like_header(text: str) -> bool:
+    """Neither a pose line nor a broken one (a line that names an image file is a pose line, right or wrong)."""
+    names_an_image = common.split_fields(text)[0].lower().endswith((".png", ".jpg", ".jpeg"))
+    return not names_an_image and not _looks_like_data(text)
+
+
 def _looks_like_data(text: str) -> bool:
     tokens = common.split_fields(text)
     if len(tokens) < 8:
@@ -72,8 +81,12 @@ def parse_split_file(path: Path, root: Path | None = None) -> tuple[list[SplitEn
     """Entries of a dataset_{train,test}.txt and warnings (normalised quaternions, dropped outliers)."""
     lines = common.read_lines(path)
     body = [(n, s) for n, s in lines if s]
-    if body and not _looks_like_data(body[0][1]):
-        body = [(n, s) for n, s in lines[3:] if s]  # the 3 header lines
+    # The header (2 text lines + a blank one in the shipped files) is recognised by content, not by counting
+    # lines, so a file whose blank line was lost keeps its first pose. Any later non-data line is an error below.
+    n_header = 0
+    while n_header < min(MAX_HEADER_LINES, len(body)) and _looks_like_header(body[n_header][1]):
+        n_header += 1
+    body = body[n_header:]
     if not body:
         raise DatasetError(path, "expected image lines 'name X Y Z W P Q R' after the 3 header lines",
                            line=max(len(lines), 1))

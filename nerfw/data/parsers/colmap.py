@@ -179,6 +179,15 @@ class _Reader:
         self.pos += size
         return out
 
+    def count(self, record_fmt: str, what: str) -> int:
+        """A uint64 record count, checked against the bytes left (each record takes at least record_fmt)."""
+        n = self.read("Q")[0]
+        left = len(self.data) - self.pos
+        if n * struct.calcsize("<" + record_fmt) > left:
+            raise DatasetError(self.path, f"header says {n} {what} but only {left} bytes follow "
+                                          "(corrupt or truncated binary model)")
+        return n
+
     def cstring(self) -> str:
         end = self.data.find(b"\x00", self.pos)
         if end < 0:
@@ -190,7 +199,7 @@ class _Reader:
 
 def read_cameras_bin(path: Path) -> dict[int, ColmapCamera]:
     r, cams = _Reader(path), {}
-    for _ in range(r.read("Q")[0]):
+    for _ in range(r.count("iiQQ", "cameras")):
         cid, model_id, w, h = r.read("iiQQ")
         if model_id not in MODEL_BY_ID:
             raise DatasetError(path, f"camera {cid}: unknown COLMAP model id {model_id}")
@@ -201,7 +210,7 @@ def read_cameras_bin(path: Path) -> dict[int, ColmapCamera]:
 
 def read_images_bin(path: Path) -> dict[int, ColmapImage]:
     r, images = _Reader(path), {}
-    for _ in range(r.read("Q")[0]):
+    for _ in range(r.count("idddddddi", "images")):
         iid, qw, qx, qy, qz, tx, ty, tz, cid = r.read("idddddddi")
         name = r.cstring()
         n = r.read("Q")[0]
@@ -214,7 +223,7 @@ def read_images_bin(path: Path) -> dict[int, ColmapImage]:
 
 def read_points3d_bin(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r = _Reader(path)
-    n = r.read("Q")[0]
+    n = r.count("QdddBBBdQ", "points")
     ids, xyz, rgb = np.zeros(n, np.int64), np.zeros((n, 3)), np.zeros((n, 3), np.uint8)
     for k in range(n):
         pid, x, y, z, cr, cg, cb, _err, track = r.read("QdddBBBdQ")

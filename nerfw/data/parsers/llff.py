@@ -49,6 +49,11 @@ def load_llff(root: Path, img_downscale: float = 1, test_every: int = 8) -> Scen
     if not np.all(np.isfinite(pb)):
         bad = int(np.flatnonzero(~np.all(np.isfinite(pb), axis=1))[0])
         raise DatasetError(path, f"expected finite poses and bounds (row {bad} has NaN or inf)")
+    bad_bounds = np.flatnonzero(~((pb[:, 15] > 0) & (pb[:, 16] > pb[:, 15])))
+    if len(bad_bounds):
+        k = int(bad_bounds[0])
+        raise DatasetError(path, f"expected bounds 0 < near < far in the last two columns (row {k} has near "
+                                 f"{pb[k, 15]:g}, far {pb[k, 16]:g})")
     folder = choose_folder(root, img_downscale)
     files = sorted(p for p in folder.iterdir() if p.suffix in common.IMAGE_EXTENSIONS)
     if len(files) != len(pb):

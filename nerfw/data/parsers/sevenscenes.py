@@ -89,12 +89,16 @@ def _sequences(root: Path, test_every: int) -> tuple[list[tuple[str, Path, int |
     (or the scene folder itself) with every test_every-th frame as test (split None here)."""
     present = {s: root / f for s, f in SPLIT_FILES.items() if (root / f).is_file()}
     if present:
-        out = []
+        out, listed = [], {}
         for split, path in present.items():
             for seq, line in parse_split_file(path):
                 folder = root / f"seq-{seq:02d}"
                 if not folder.is_dir():
                     raise DatasetError(path, f"sequence{seq}: folder {folder.name} not found", line=line)
+                if seq in listed:  # twice in one split duplicates frames; in both splits leaks test into train
+                    raise DatasetError(path, f"sequence{seq} is already listed in {listed[seq]}; a sequence belongs "
+                                             "to one split, once", line=line)
+                listed[seq] = f"{path.name} line {line}"
                 out.append((split, folder, seq))
         return out, []
     folders = sorted(p for p in root.glob("seq-*") if p.is_dir()) or [root]
@@ -119,6 +123,9 @@ def load_sevenscenes(root: Path, img_downscale: float = 1, focal: float = 525.0,
         no_pose = [f"{folder.name}/frame-{i:06d}" for i, k in frames if "color" in k and "pose" not in k]
         if no_pose:
             raise common.missing_files_error(folder, no_pose, "pose.txt files for colour frames")
+        no_colour = [f"{folder.name}/frame-{i:06d}.color.png" for i, k in frames if "pose" in k and "color" not in k]
+        if no_colour:  # a frame with a pose but no image is a damaged copy, not a frame to skip silently
+            raise common.missing_files_error(folder, no_colour, "colour images of posed frames")
         colour = [(i, k) for i, k in frames if "color" in k]
         if not colour:
             raise DatasetError(folder, "expected frame-XXXXXX.color.png (or .color.jpg) files")

@@ -133,9 +133,29 @@ def load_transforms(root: Path, img_downscale: float = 1, test_every: int = 8) -
         raise common.missing_files_error(root, missing)
     cameras = [_view(root, meta, f, split, path, image, img_downscale)
                for (meta, f, split, path), image in zip(frames, resolved)]
-    warnings: list[str] = []
+    warnings = _distortion_warnings(frames)
     _set_bounds(cameras, frames, blender, warnings)
     return SceneData(format="transforms", root=root, cameras=cameras, warnings=warnings)
+
+
+DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+NON_PINHOLE_MODELS = ("OPENCV_FISHEYE", "EQUIRECTANGULAR", "FISHEYE")
+
+
+def _distortion_warnings(frames) -> list[str]:
+    """nerfstudio files may describe distorted images: rays here are pinhole, so say so (as for COLMAP)."""
+    distorted = 0
+    for meta, frame, _split, path in frames:
+        model = str(frame.get("camera_model", meta.get("camera_model", "PINHOLE"))).upper()
+        if model in NON_PINHOLE_MODELS:
+            raise DatasetError(path, f"frame {frame['file_path']!r}: camera_model {model} is not supported "
+                                     "(pinhole cameras only; undistort the images first)")
+        coeffs = [frame.get(k, meta.get(k, 0.0)) for k in DISTORTION_KEYS]
+        distorted += any(isinstance(c, (int, float)) and c != 0 for c in coeffs)
+    if not distorted:
+        return []
+    return [f"{distorted} frame(s) with distortion coefficients (k1..k4, p1, p2): distortion is ignored "
+            "(undistort the images for exact rays)"]
 
 
 def _view(root, meta, frame, split, path, image: Path, img_downscale) -> CameraView:
