@@ -451,6 +451,66 @@ def test_sevenscenes_layout_reads_back(lens_env, selection, monkeypatch):
         assert np.max(np.abs(colour - np.round(np.clip(ref["rgb"], 0, 1) * 255))) <= 1
 
 
+def test_synthesize_never_overwrites_files_it_did_not_write(lens_env, selection, monkeypatch):
+    """OUT = a real 7-Scenes folder whose seq-06 exists: its poses and depth maps must survive, untouched."""
+    from nerfw.errors import NerfwError
+    from nerfw.tools.synthesize import synthesize
+
+    views, _, _, _ = selection
+    run = lens_env["run"]
+    monkeypatch.setattr(run.scene, "format", "7scenes")
+    out = lens_env["root"] / "real7"
+    real_pose = out / "seq-06" / "frame-000001.pose.txt"
+    real_pose.parent.mkdir(parents=True)
+    real_pose.write_text("ground truth\n")
+    with pytest.raises(NerfwError, match=r"1 file\(s\) of the views to render exist and were not written by nerfw "
+                                         r"synthesize \(first: seq-06/frame-000001.pose.txt\)"):
+        synthesize(run, [(v.name, v.T_world_cam) for v in views[:2]], out, sequence="6", progress=False,
+                   log=lambda m: None)
+    assert real_pose.read_text() == "ground truth\n"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "seq-06/frame-000001.pose.txt"]  # refused before writing anything
+    summary = synthesize(run, [(v.name, v.T_world_cam) for v in views[:2]], out, sequence="7", progress=False,
+                         log=lambda m: None)
+    assert summary["rendered"] == [0, 1] and real_pose.read_text() == "ground truth\n"
+
+
+def test_cambridge_output_of_a_multi_camera_run_reads_back_as_rendered(lens_env, selection, monkeypatch):
+    """Views near a camera with another focal and size are rendered at the common size with that camera's field
+    of view and square pixels, and the NVM line of each view gives back exactly the focal it was rendered with."""
+    import dataclasses
+
+    from nerfw.data.loader import load_scene
+    from nerfw.tools.select_views import TrainCameras
+    from nerfw.tools.synthesize import synthesize
+
+    views, _, _, _ = selection
+    run = lens_env["run"]
+    cameras = list(run.scene.cameras)
+    train = TrainCameras(cameras)
+    template = train.cameras[0]
+    _, pos = train.nearest(views[1].T_world_cam[:3, 3])
+    k = cameras.index(train.cameras[int(pos[0])])
+    assert train.cameras[int(pos[0])] is not template
+    other = dataclasses.replace(cameras[k], width=template.width * 2, height=template.height * 2 + 1,
+                                fx=template.fx * 3.0, fy=template.fy * 3.1)
+    monkeypatch.setattr(run.scene, "cameras", cameras[:k] + [other] + cameras[k + 1:])
+    out = lens_env["root"] / "synth_multicam"
+    synthesize(run, [(v.name, v.T_world_cam) for v in views[:3]], out, progress=False, log=lambda m: None)
+    scene = load_scene(out, dataset="auto")
+    by_name = {c.name: c for c in scene.cameras}
+    f_other = other.fx * template.width / other.width  # the other camera's horizontal field of view
+    for v in views[:3]:
+        c = by_name[v.name]
+        assert (c.width, c.height) == (template.width, template.height)
+        assert Image.open(out / v.name).size == (template.width, template.height)
+        nearest = train.cameras[int(train.nearest(v.T_world_cam[:3, 3])[1][0])]
+        expected = f_other if cameras.index(nearest) == k else template.fx
+        assert c.fx == pytest.approx(expected, rel=1e-6) and c.fy == pytest.approx(expected, rel=1e-6)
+    camera = json.loads((out / "camera.json").read_text())
+    assert [e["fx"] for e in camera["views"]] == pytest.approx([by_name[v.name].fx for v in views[:3]], rel=1e-6)
+
+
 def test_depth_to_mm_marks_invalid_pixels():
     from nerfw.tools.synthesize import depth_to_mm
 

@@ -33,6 +33,7 @@ are never overwritten; the ones written are listed in OUT/.nerfw/manifest.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -129,6 +130,20 @@ def appearance_tensor(model, plan: dict) -> torch.Tensor:
     return model.appearance_vector(interpolate=(ids[0], ids[1], plan["weights"][1]))
 
 
+def output_intrinsics(layout: str, camera, template) -> dict:
+    """The intrinsics a view is rendered with, exactly as the written dataset describes them when read back.
+
+    7-Scenes layout: the nearest training camera's (7-Scenes cameras share one model). Cambridge layout: its
+    reader takes one image size, fx = fy = the NVM focal and a centred principal point, so every view is rendered
+    at the first training camera's size with the nearest camera's horizontal field of view and square pixels
+    (on a multi-camera COLMAP model the views' focals then differ, each in its own NVM line)."""
+    if layout != "cambridge":
+        return {k: getattr(camera, k) for k in ("width", "height", "fx", "fy", "cx", "cy")}
+    f = camera.fx * template.width / camera.width
+    return {"width": template.width, "height": template.height, "fx": f, "fy": f,
+            "cx": template.width / 2.0, "cy": template.height / 2.0}
+
+
 def make_job(run, views: list[tuple[str, np.ndarray]], out: Path, appearance: str, seed: int,
              sequence: str, chunk: int) -> SynthJob:
     layout = layout_for(run.scene.format)
@@ -136,9 +151,13 @@ def make_job(run, views: list[tuple[str, np.ndarray]], out: Path, appearance: st
     centers = np.stack([T[:3, 3] for _, T in views]) if views else np.zeros((0, 3))
     plans = plan_appearance(run, train, centers, appearance, seed)
     job = SynthJob(run_dir=str(run.run_dir), out=str(out), layout=layout, sequence=sequence, chunk=chunk)
+    template = train.cameras[0]
     for index, ((name, T), plan) in enumerate(zip(views, plans)):
-        job.views.append({"index": index, "name": name, "out_name": output_name(layout, sequence, index, name),
-                          "T": np.asarray(T, dtype=np.float64).tolist(), "appearance": plan})
+        out_name = output_name(layout, sequence, index, name)
+        camera = novel_camera(out_name, np.asarray(T, dtype=np.float64), train)
+        job.views.append({"index": index, "name": name, "out_name": out_name,
+                          "T": np.asarray(T, dtype=np.float64).tolist(), "appearance": plan,
+                          "intrinsics": output_intrinsics(layout, camera, template)})
     names = [v["out_name"] for v in job.views]
     if len(set(names)) != len(names):
         raise NerfwError("the poses file names the same image twice")
@@ -210,7 +229,7 @@ def render_share(run, job: SynthJob, rank: int, world_size: int) -> tuple[list[i
             skipped.append(view["index"])
             continue
         T = np.asarray(view["T"], dtype=np.float64)
-        camera = novel_camera(view["out_name"], T, train)
+        camera = dataclasses.replace(novel_camera(view["out_name"], T, train), **view["intrinsics"])
         vec = appearance_tensor(run.model, view["appearance"])
         out = render_camera(run.model, camera, run.normalization, job.chunk, appearance=vec,
                             image_id=view["appearance"]["image_ids"][0], use_transient=False,
@@ -298,7 +317,7 @@ def poses_text(job: SynthJob) -> str:
     return "\n".join(lines) + "\n"
 
 
-def nvm_text(job: SynthJob, fx: float, points: np.ndarray | None, colors: np.ndarray | None) -> str:
+def nvm_text(job: SynthJob, points: np.ndarray | None, colors: np.ndarray | None) -> str:
     """NVM_V3 with one camera line per view (focal at the rendered size) and the sparse points (no
     measurements), so the Cambridge parser finds focal lengths and near/far bounds."""
     from nerfw.data.conventions import T_world_cam_to_nvm
@@ -307,7 +326,7 @@ def nvm_text(job: SynthJob, fx: float, points: np.ndarray | None, colors: np.nda
     for v in job.views:
         center, q = T_world_cam_to_nvm(np.asarray(v["T"]))
         name = Path(v["out_name"]).with_suffix(".jpg").as_posix()  # NVM names .jpg as Cambridge's do
-        lines.append(f"{name} {fx:.6f} " + " ".join(f"{x:.9f}" for x in q) + " "
+        lines.append(f"{name} {v['intrinsics']['fx']:.9f} " + " ".join(f"{x:.9f}" for x in q) + " "
                      + " ".join(f"{x:.6f}" for x in center) + " 0 0")
     pts = np.zeros((0, 3)) if points is None else np.asarray(points).reshape(-1, 3)
     cols = np.full((len(pts), 3), 128) if colors is None else np.asarray(colors).reshape(-1, 3)
@@ -323,25 +342,40 @@ def write_dataset_files(run, job: SynthJob, seed: int, mode: str, warn=print) ->
     """Poses file, appearance record, camera intrinsics and the layout's split/reconstruction files."""
     out = Path(job.out)
     manifest = Manifest(out)
+    claim_view_files(job, manifest)
     written = []
-    template = TrainCameras(run.scene.cameras).cameras[0]
     record = {"mode": mode, "seed": seed, "run": job.run_dir, "transient": False,
               "views": [{"name": v["out_name"], "source_name": v["name"], **v["appearance"]} for v in job.views]}
-    camera = {"width": template.width, "height": template.height, "fx": template.fx, "fy": template.fy,
-              "cx": template.cx, "cy": template.cy, "frame": "dataset", "format": run.scene.format}
+    first = job.views[0]["intrinsics"]
+    camera = {**first, "frame": "dataset", "format": run.scene.format,
+              "views": [{"name": v["out_name"], **v["intrinsics"]} for v in job.views]}
     texts = {"dataset_synth.txt": poses_text(job), "appearance.json": json.dumps(record, indent=2) + "\n",
              "camera.json": json.dumps(camera, indent=2) + "\n"}
     if job.layout == "cambridge":
         texts["dataset_train.txt"] = texts["dataset_synth.txt"]
-        texts["reconstruction.nvm"] = nvm_text(job, template.fx, run.scene.points, run.scene.point_colors)
+        texts["reconstruction.nvm"] = nvm_text(job, run.scene.points, run.scene.point_colors)
     elif job.sequence.isdigit():
         texts["TrainSplit.txt"] = f"sequence{int(job.sequence)}\n"
     for rel, text in texts.items():
         if manifest.write_text(rel, text, warn):
             written.append(rel)
-    manifest.files.update(v["out_name"] for v in job.views)
     manifest.save()
     return written
+
+
+def claim_view_files(job: SynthJob, manifest: Manifest) -> None:
+    """Record every file of every view in the manifest before rendering (so a rerun may complete them), or
+    refuse when one exists that synthesize did not write: images, depth maps and poses of a real dataset are
+    never overwritten."""
+    out = Path(job.out)
+    rels = [p.relative_to(out).as_posix()
+            for v in job.views for p in view_files(job.layout, out, v["out_name"]).values()]
+    foreign = [r for r in rels if not manifest.may_write(r)]
+    if foreign:
+        hint = "another --sequence or --out" if job.layout == "7scenes" else "another --out or other view names"
+        raise NerfwError(f"{out}: {len(foreign)} file(s) of the views to render exist and were not written by nerfw "
+                         f"synthesize (first: {foreign[0]}); they are never overwritten: choose {hint}")
+    manifest.files.update(rels)
 
 
 # ----------------------------------------------------------------------------- the command
