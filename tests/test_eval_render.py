@@ -80,6 +80,26 @@ def test_render_cli_outputs(run, tmp_path):
         assert (out / "s" / "rgb" / Path(cam.name).with_suffix(".png")).is_file()
 
 
+def test_render_intrinsics_options_and_max_frames_apply_to_every_source(run):
+    from nerfw.tools.render import build_parser, cameras_to_render
+
+    test_cam = run.scene.split("test")[0]
+    W, H = test_cam.width, test_cam.height
+
+    def cams(*flags):
+        return cameras_to_render(run, build_parser().parse_args(["--run", "r", "--out", "o", *flags]))[0]
+
+    half = cams("--split", "test", "--width", str(W // 2), "--height", str(H // 2))[0]
+    assert (half.width, half.height) == (W // 2, H // 2)  # a new size alone keeps the field of view
+    assert half.fx == pytest.approx(test_cam.fx * (W // 2) / W) and half.cy == pytest.approx(test_cam.cy * (H // 2) / H)
+    tall = cams("--path", "interp", "--n_frames", "3", "--height", "50", "--fy", "300", "--cx", "10")
+    assert len(tall) == 3 and all((c.width, c.height, c.fy, c.cx) == (W, 50, 300.0, 10.0) for c in tall)
+    square = cams("--split", "test", "--fx", "80")[0]
+    assert (square.fx, square.fy, square.cx) == (80.0, 80.0, test_cam.cx)
+    assert len(cams("--path", "interp", "--n_frames", "3", "--max_frames", "1")) == 1
+    assert cams("--split", "test")[0] == test_cam  # no option: the dataset camera as is
+
+
 def test_cameras_cli_from_run(run, tmp_path):
     from plyfile import PlyData
 

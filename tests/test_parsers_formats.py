@@ -361,6 +361,19 @@ def test_export_transforms_reads_back_to_the_same_cameras(tmp_path, sub):
     assert not frame["file_path"].startswith("/")
 
 
+def test_export_describes_the_files_it_points_at(tmp_path):
+    """LLFF fern ships images_8/ only: the export's w, h and intrinsics are those of the 504x378 files, so reading
+    it back at downscale 1 gives the source's cameras at downscale 8 (and a reader never rescales wrongly)."""
+    root = tmp_path / "fern"
+    shutil.copytree(real("llff_fern"), root)
+    out = write_transforms(load_scene(root, img_downscale=1), tmp_path / "exp" / "transforms.json")
+    frame = json.loads(out.read_text())["frames"][3]
+    assert (frame["w"], frame["h"]) == (504, 378)
+    for a, b in zip(load_scene(root, img_downscale=8).cameras, load_scene(tmp_path / "exp").cameras):
+        assert np.allclose([a.fx, a.fy, a.cx, a.cy, a.width, a.height], [b.fx, b.fy, b.cx, b.cy, b.width, b.height])
+        assert np.allclose(a.T_world_cam, b.T_world_cam, atol=1e-9)
+
+
 def test_unknown_folder_lists_what_was_looked_for(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset layout; looked for cambridge: dataset_train.txt"):
         detect_format(tmp_path)

@@ -118,30 +118,43 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
     return path
 
 
+def with_intrinsics(camera: CameraView, args) -> CameraView:
+    """The camera with the --width/--height/--fx/--fy/--cx/--cy given. A new size alone keeps the field of view
+    (intrinsics scaled per axis); a given --fx without --fy sets both (square pixels); the principal point not
+    given is scaled with the size."""
+    if not any((args.width, args.height, args.fx, args.fy, args.cx, args.cy)):
+        return camera
+    width, height = args.width or camera.width, args.height or camera.height
+    sx, sy = width / camera.width, height / camera.height
+    fx = args.fx or camera.fx * sx
+    fy = args.fy or args.fx or camera.fy * sy
+    return dataclasses.replace(camera, width=width, height=height, fx=fx, fy=fy, cx=args.cx or camera.cx * sx,
+                               cy=args.cy or camera.cy * sy)
+
+
 def cameras_to_render(run, args) -> tuple[list[CameraView], bool]:
-    """(cameras, whether they are dataset images) for --split / --poses / --path."""
+    """(cameras, whether they are dataset images) for --split / --poses / --path, with the intrinsics options
+    applied and at most --max_frames of them."""
     scene = run.scene
     train = scene.split("train")
-    template = train[0]
-    if args.fx or args.width:
-        template = dataclasses.replace(template, fx=args.fx or template.fx, fy=args.fy or args.fx or template.fy,
-                                       width=args.width or template.width, height=args.height or template.height,
-                                       cx=args.cx or (args.width or template.width) / 2,
-                                       cy=args.cy or (args.height or template.height) / 2)
+    template = with_intrinsics(train[0], args)
+    from_dataset = False
     if args.poses:
         from nerfw.tools.poses_file import read_poses_file
 
-        return read_poses_file(Path(args.poses), template, split="render"), False
-    if args.path:
+        cams = read_poses_file(Path(args.poses), template, split="render")
+    elif args.path:
         keyframes = train[:: max(1, len(train) // 8)]
         poses = (interpolate_path(keyframes, args.n_frames) if args.path == "interp"
                  else spiral_path(train, args.n_frames))
-        return [dataclasses.replace(template, name=f"path/frame{i:05d}.png", T_world_cam=T, split="render")
-                for i, T in enumerate(poses)], False
-    cams = scene.split(args.split)
-    if not cams:
-        raise ConfigError(f"no '{args.split}' images in the dataset")
-    return cams[: args.max_frames] if args.max_frames else cams, True
+        cams = [dataclasses.replace(template, name=f"path/frame{i:05d}.png", T_world_cam=T, split="render")
+                for i, T in enumerate(poses)]
+    else:
+        cams = [with_intrinsics(c, args) for c in scene.split(args.split)]
+        if not cams:
+            raise ConfigError(f"no '{args.split}' images in the dataset")
+        from_dataset = True
+    return (cams[: args.max_frames] if args.max_frames else cams), from_dataset
 
 
 def render_all(run, args, log=print) -> dict:
@@ -177,14 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--poses", default="", help="a Cambridge-format poses file")
     src.add_argument("--path", choices=["interp", "spiral"], default=None)
     p.add_argument("--n_frames", type=int, default=60)
-    p.add_argument("--max_frames", type=int, default=0)
+    p.add_argument("--max_frames", type=int, default=0, help="render at most this many frames (0: all)")
     p.add_argument("--appearance", default="mean")
-    p.add_argument("--fx", type=float, default=0.0)
-    p.add_argument("--fy", type=float, default=0.0)
-    p.add_argument("--cx", type=float, default=0.0)
-    p.add_argument("--cy", type=float, default=0.0)
-    p.add_argument("--width", type=int, default=0)
-    p.add_argument("--height", type=int, default=0)
+    intrinsics = "(0: the dataset camera's; a new size alone keeps the field of view)"
+    p.add_argument("--fx", type=float, default=0.0, help=f"focal in pixels, also fy unless --fy {intrinsics}")
+    p.add_argument("--fy", type=float, default=0.0, help=f"vertical focal in pixels {intrinsics}")
+    p.add_argument("--cx", type=float, default=0.0, help=f"principal point x in pixels {intrinsics}")
+    p.add_argument("--cy", type=float, default=0.0, help=f"principal point y in pixels {intrinsics}")
+    p.add_argument("--width", type=int, default=0, help=f"image width {intrinsics}")
+    p.add_argument("--height", type=int, default=0, help=f"image height {intrinsics}")
     p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
     p.add_argument("--quality", choices=["fast", "full"], default="fast",
                    help="fast: the grid field's inference approximations (nerfw/model/fast_render.py; static "
@@ -197,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if min(args.fx, args.fy, args.cx, args.cy, args.width, args.height, args.max_frames) < 0 or args.n_frames < 1:
+        raise ConfigError("expected --fx/--fy/--cx/--cy/--width/--height/--max_frames >= 0 and --n_frames >= 1")
     from nerfw.tools.run_io import load_run
 
     run = load_run(args.run, device=args.device)
