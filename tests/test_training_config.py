@@ -95,3 +95,19 @@ def test_cpu_heap_thresholds_set_where_glibc_is():
     from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 
     assert keep_freed_blocks_in_heap() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("flags,world_size,lr", [
+    (["--batch_size", "256"], 1, 1e-2),  # never below 1e-2
+    (["--batch_size", "1024"], 1, 1e-2),  # the trainer's default batch keeps its tuned rate
+    (["--batch_size", "1536"], 1, 1.5e-2),
+    (["--batch_size", "1024"], 2, 2e-2),  # all processes' rays together
+    (["--batch_size", "4096"], 1, 3e-2),
+    (["--batch_size", "16384"], 1, 3e-2),  # capped at the largest rate measured
+    (["--batch_size", "16384", "--lr", "5e-3"], 1, 5e-3),  # --lr wins
+    (["--batch_size", "4096", "--field", "mlp"], 1, 5e-4),
+])
+def test_default_learning_rate_follows_the_rays_per_step(flags, world_size, lr):
+    from nerfw.training.config import default_lr
+
+    assert default_lr(parse_config(["--data_root_dir", "d", *flags]), world_size) == pytest.approx(lr)

@@ -11,6 +11,7 @@ import ast
 import argparse
 import dataclasses
 import json
+import math
 import operator
 import typing
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class TrainConfig:
     epochs: int = 20  # passes over all training rays, unless --max_steps / --max_minutes stop earlier
     max_steps: int = 0  # stop after this many steps (0: no limit)
     max_minutes: float = 0.0  # stop after this wall-clock budget, with a final checkpoint (0: no limit)
-    lr: float = 0.0  # learning rate; 0 picks the field's default (mlp 5e-4 as the seed, grid 1e-2)
+    lr: float = 0.0  # learning rate; 0: the field's default (mlp 5e-4 as the seed; grid 1e-2, more for big batches)
     lr_final_ratio: float = 0.1  # the learning rate decays exponentially to lr * this at the last step
     seed: int = 0  # seeds data order, initialisation and sampling
     # --- devices and processes
@@ -225,5 +226,19 @@ def validate(cfg: Config) -> None:
         raise ConfigError("use either --num_gpus (NCCL on GPUs) or --num_procs (gloo on the CPU), not both")
 
 
-def default_lr(cfg: Config) -> float:
-    return cfg.train.lr if cfg.train.lr > 0 else (5e-4 if cfg.model.field == "mlp" else 1e-2)
+GRID_LR, GRID_LR_RAYS, GRID_LR_MAX = 1e-2, 1024, 3e-2
+
+
+def default_lr(cfg: Config, world_size: int = 1) -> float:
+    """--lr, else the field's default: mlp 5e-4 (the seed's); grid 1e-2 up to 1024 rays per step (all processes
+    together), growing in proportion to the rays above that (less gradient noise per step allows longer steps),
+    up to 3e-2. Measured on the demo scene (2-core CPU, constant rate, test PSNR under the NeRF-W protocol):
+    4096 rays per step, 400 steps: 1e-2 18.64 / 19.83 dB (seeds 0 / 1), 2e-2 19.43 (seed 0), 3e-2 20.52 / 21.73;
+    512 rays, 1500 steps: 1e-2 21.87 / 23.06 dB, 2e-2 20.96, 4e-2 20.78 (seed 0). The rule leaves every batch up
+    to 1024 (the trainer's and the demo's) at the rate they were tuned with; the cap is the best rate measured."""
+    if cfg.train.lr > 0:
+        return cfg.train.lr
+    if cfg.model.field == "mlp":
+        return 5e-4
+    rays = cfg.train.batch_size * max(1, world_size)
+    return min(max(GRID_LR * rays / GRID_LR_RAYS, GRID_LR), GRID_LR_MAX)

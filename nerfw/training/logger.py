@@ -8,6 +8,8 @@ import time
 import numpy as np
 import torch
 
+from nerfw.training.config import default_lr
+
 TB_SCALARS = ("train/loss", "train/psnr", "train/mse", "train/beta", "train/lr")
 TB_IMAGES = ("val/rgb", "val/static", "val/transient", "val/depth", "val/beta")
 
@@ -51,8 +53,8 @@ class TrainLogger:
         counts = scene.split_counts()
         self.info(f"training {self.cfg.model.field} field on {scene.format} scene {scene.root} "
                   f"({counts.get('train', 0)} train / {counts.get('test', 0)} test images, "
-                  f"{batcher.n_pixels} training rays); {world_size} process(es); {n_total} steps; "
-                  f"run folder {run_dir}")
+                  f"{batcher.n_pixels} training rays); {world_size} process(es) x {batcher.batch_size} rays per step; "
+                  f"{n_total} steps; lr {default_lr(self.cfg, world_size):.3g}; run folder {run_dir}")
         self.last_time, self.last_step = time.time(), step
 
     def step(self, step: int, means: dict, lr: float, terms: dict) -> None:

@@ -66,14 +66,14 @@ def total_steps(cfg: Config, steps_per_epoch: int) -> int:
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
 
 
-def make_optimizer(model: nn.Module, cfg: Config, n_total: int):
+def make_optimizer(model: nn.Module, cfg: Config, n_total: int, world_size: int = 1):
     params = list(model.parameters())
     # Fused Adam: one kernel per step instead of several passes over every parameter (CPU and CUDA, torch >= 2.4).
     # The grid's dense plane gradients make Adam a fixed cost of every step: for its 8.6 M parameters on 2 CPU
     # cores 3-4 ms per step instead of 14-27 ms.
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    optimizer = torch.optim.Adam(params, lr=default_lr(cfg), eps=1e-15 if cfg.model.field == "grid" else 1e-8,
-                                 fused=fused)
+    eps = 1e-15 if cfg.model.field == "grid" else 1e-8
+    optimizer = torch.optim.Adam(params, lr=default_lr(cfg, world_size), eps=eps, fused=fused)
     ratio = cfg.train.lr_final_ratio
     # Exponential decay from lr to lr * lr_final_ratio over the run. (The seed's StepLR(2 epochs, 0.9) had no
     # saved state, so its schedule restarted on resume; this one is saved in every checkpoint.)
@@ -160,7 +160,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
     model.mark_trained(train_ids(scene))
-    optimizer, scheduler = make_optimizer(model, cfg, n_total)
+    optimizer, scheduler = make_optimizer(model, cfg, n_total, world_size)
     progress = Progress()
     if resume:
         path, state = resume
