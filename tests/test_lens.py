@@ -473,6 +473,13 @@ def test_synthesize_never_overwrites_files_it_did_not_write(lens_env, selection,
     summary = synthesize(run, [(v.name, v.T_world_cam) for v in views[:2]], out, sequence="7", progress=False,
                          log=lambda m: None)
     assert summary["rendered"] == [0, 1] and real_pose.read_text() == "ground truth\n"
+    # A manifest written before the view files were all listed (colour images only) still resumes.
+    manifest = out / ".nerfw" / "manifest.json"
+    listed = json.loads(manifest.read_text())["files"]
+    manifest.write_text(json.dumps({"files": [f for f in listed if not f.endswith((".depth.png", ".pose.txt"))]}))
+    again = synthesize(run, [(v.name, v.T_world_cam) for v in views[:2]], out, sequence="7", progress=False,
+                       log=lambda m: None)
+    assert again["skipped"] == [0, 1]
 
 
 def test_cambridge_output_of_a_multi_camera_run_reads_back_as_rendered(lens_env, selection, monkeypatch):

@@ -197,6 +197,7 @@ def test_text_after_the_header_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("body,line,what", [
     ("seq1/frame00001.png 1 2 3 1 0 0\n", 4, "7 numbers"),
+    ("seq1/frame00001.tif 1 2 3 1 0 0\nseq1/frame00002.tif 1 2 3 1 0 0 0\n", 4, "7 numbers"),  # not a header
     ("seq1/frame00001.png 1 2 3 1 0 0 0\nseq1/frame00002.png 1 x 3 1 0 0 0\n", 5, "number"),
     ("seq1/frame00001.png 1 2 nan 1 0 0 0\n", 4, "finite"),
     ("seq1/frame00001.png 1 2 3 0 0 0 0\n", 4, "non-zero quaternion"),

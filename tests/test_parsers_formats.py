@@ -148,6 +148,12 @@ def test_training_reads_the_dataset_with_the_same_options_as_inspect(tmp_path):
     assert np.isclose(scene.cameras[0].fx, 585 * 64 / 640)  # focal given at 640x480, image 64x48
     with pytest.raises(Exception, match="--test_every must be >= 0"):
         parse_config(["--data_root_dir", str(root), "--test_every", "-1"])
+    cfg0 = parse_config(["--data_root_dir", str(root), "--img_downscale", "1", "--test_every", "0"])
+    assert [c.split for c in load_scene_of(cfg0.train).cameras] == ["train"] * 4  # 0: no test frames
+    from nerfw.training.trainer import load_training_data  # what the trainer itself reads
+
+    scene, cache = load_training_data(cfg, save_cache=False)
+    assert [c.split for c in scene.cameras] == ["test", "train", "test", "train"] and len(cache.offsets) == 5
 
 
 def test_7scenes_posed_frame_without_image_is_an_error(tmp_path):
@@ -343,6 +349,29 @@ def test_bad_transforms(tmp_path):
     p.write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="finite transform_matrix"):
         load_scene(root)
+
+
+def tiny_transforms(root: Path, extra: dict) -> Path:
+    root.mkdir(parents=True)
+    frames = []
+    for i in range(2):
+        Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(root / f"im{i}.png")
+        M = np.eye(4)
+        M[0, 3] = i
+        frames.append({"file_path": f"im{i}.png", "transform_matrix": M.tolist()})
+    (root / "transforms.json").write_text(json.dumps({"fl_x": 50, "fl_y": 50, "w": 40, "h": 30, "near": 0.5,
+                                                      "far": 5.0, **extra, "frames": frames}))
+    return root
+
+
+def test_transforms_distortion_is_warned_and_fisheye_refused(tmp_path):
+    plain = load_scene(tiny_transforms(tmp_path / "plain", {"camera_model": "OPENCV", "k1": 0.0}))
+    assert not any("distortion" in w for w in plain.warnings)
+    distorted = load_scene(tiny_transforms(tmp_path / "dist", {"camera_model": "OPENCV", "k1": 0.2, "p2": 0.01}))
+    assert any("2 frame(s) with distortion coefficients" in w for w in distorted.warnings)
+    with pytest.raises(DatasetError, match="transforms.json: frame 'im0.png': camera_model OPENCV_FISHEYE is not "
+                                           "supported"):
+        load_scene(tiny_transforms(tmp_path / "fish", {"camera_model": "OPENCV_FISHEYE"}))
 
 
 # ----------------------------------------------------------------------------- export round trip + detection

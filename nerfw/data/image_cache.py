@@ -24,7 +24,7 @@ from PIL import Image
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit grey images scaled to 8 bits (1 clipped them at 255)
 RESAMPLE = Image.Resampling.LANCZOS
 INVALID_DEPTH = (0, 65535)
 

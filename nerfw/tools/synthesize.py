@@ -368,9 +368,12 @@ def claim_view_files(job: SynthJob, manifest: Manifest) -> None:
     refuse when one exists that synthesize did not write: images, depth maps and poses of a real dataset are
     never overwritten."""
     out = Path(job.out)
-    rels = [p.relative_to(out).as_posix()
-            for v in job.views for p in view_files(job.layout, out, v["out_name"]).values()]
-    foreign = [r for r in rels if not manifest.may_write(r)]
+    rels, foreign = [], []
+    for v in job.views:
+        files = [p.relative_to(out).as_posix() for p in view_files(job.layout, out, v["out_name"]).values()]
+        ours = v["out_name"] in manifest.files  # manifests before 2026-11-26 listed only the colour images
+        rels += files
+        foreign += [r for r in files if not ours and not manifest.may_write(r)]
     if foreign:
         hint = "another --sequence or --out" if job.layout == "7scenes" else "another --out or other view names"
         raise NerfwError(f"{out}: {len(foreign)} file(s) of the views to render exist and were not written by nerfw "

@@ -8,8 +8,6 @@ import time
 import numpy as np
 import torch
 
-from nerfw.training.config import default_lr
-
 TB_SCALARS = ("train/loss", "train/psnr", "train/mse", "train/beta", "train/lr")
 TB_IMAGES = ("val/rgb", "val/static", "val/transient", "val/depth", "val/beta")
 
@@ -36,7 +34,7 @@ class TrainLogger:
             self.file.write(message + "\n")
             self.file.flush()
 
-    def start(self, n_total: int, step: int, batcher, scene, world_size: int) -> None:
+    def start(self, n_total: int, step: int, batcher, scene, world_size: int, lr: float) -> None:
         if not self.enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -54,7 +52,7 @@ class TrainLogger:
         self.info(f"training {self.cfg.model.field} field on {scene.format} scene {scene.root} "
                   f"({counts.get('train', 0)} train / {counts.get('test', 0)} test images, "
                   f"{batcher.n_pixels} training rays); {world_size} process(es) x {batcher.batch_size} rays per step; "
-                  f"{n_total} steps; lr {default_lr(self.cfg, world_size):.3g}; run folder {run_dir}")
+                  f"{n_total} steps; lr {lr:.3g}; run folder {run_dir}")
         self.last_time, self.last_step = time.time(), step
 
     def step(self, step: int, means: dict, lr: float, terms: dict) -> None:

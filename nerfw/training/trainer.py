@@ -174,7 +174,11 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = device.type == "cuda" and cfg.train.amp == "on"
-    logger.start(n_total, progress.step, batcher, scene, world_size)
+    base_lr = scheduler.base_lrs[0]  # after a resume: the checkpoint's rate, which the run keeps
+    if resume and abs(base_lr - default_lr(cfg, world_size)) > 1e-12:
+        logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
+                    f"options would start at {default_lr(cfg, world_size):.3g})")
+    logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
     t0 = time.time()
     stop = False
     while progress.step < n_total and not stop:

@@ -61,9 +61,15 @@ MAX_HEADER_LINES = 3  # non-blank lines skipped before the first pose line
 
 
 def _looks_like_header(text: str) -> bool:
-    """Neither a pose line nor a broken one (a line that names an image file is a pose line, right or wrong)."""
-    names_an_image = common.split_fields(text)[0].lower().endswith((".png", ".jpg", ".jpeg"))
-    return not names_an_image and not _looks_like_data(text)
+    """A text line without a single number ("Visual Landmark Dataset V1", "ImageFile, Camera Position [X Y Z W P
+    Q R]"); a line with numbers is a pose line, right or wrong, and is checked as one."""
+    for token in common.split_fields(text):
+        try:
+            float(token)
+            return False
+        except ValueError:
+            pass
+    return True
 
 
 def _looks_like_data(text: str) -> bool:

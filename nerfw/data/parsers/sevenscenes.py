@@ -102,7 +102,8 @@ def _sequences(root: Path, test_every: int) -> tuple[list[tuple[str, Path, int |
                 out.append((split, folder, seq))
         return out, []
     folders = sorted(p for p in root.glob("seq-*") if p.is_dir()) or [root]
-    warn = [f"no TrainSplit.txt/TestSplit.txt: every {test_every}th frame is a test frame"]
+    warn = [f"no TrainSplit.txt/TestSplit.txt: every {test_every}th frame is a test frame" if test_every > 0
+            else "no TrainSplit.txt/TestSplit.txt and --test_every 0: every frame is a training frame"]
     return [("", f, _seq_number(f)) for f in folders], warn
 
 
@@ -130,7 +131,7 @@ def load_sevenscenes(root: Path, img_downscale: float = 1, focal: float = 525.0,
         if not colour:
             raise DatasetError(folder, "expected frame-XXXXXX.color.png (or .color.jpg) files")
         for j, (i, kinds) in enumerate(colour):
-            frame_split = split or ("test" if j % test_every == 0 else "train")
+            frame_split = split or ("test" if test_every > 0 and j % test_every == 0 else "train")
             key = f"seq{seq:02d}_frame-{i:06d}" if seq is not None else None
             depth = rendered.get(key) if key else None
             if depth is None and "depth" in kinds:
