@@ -138,18 +138,19 @@ def test_7scenes_splits_may_not_overlap_or_repeat(tmp_path):
 
 def test_training_reads_the_dataset_with_the_same_options_as_inspect(tmp_path):
     """--sevenscenes_focal and --test_every reach the scene a run trains on (and eval / render read again)."""
-    from nerfw.training.config import load_scene_of, parse_config
+    from nerfw.data.cli import load_from_args
+    from nerfw.training.config import parse_config
 
     root = tiny_sevenscenes(tmp_path / "s", sequences=(1,), frames=4)  # no split files: every N-th frame is test
     cfg = parse_config(["--data_root_dir", str(root), "--img_downscale", "1", "--sevenscenes_focal", "585",
                         "--test_every", "2"])
-    scene = load_scene_of(cfg.train)
+    scene = load_from_args(cfg.train)
     assert [c.split for c in scene.cameras] == ["test", "train", "test", "train"]
     assert np.isclose(scene.cameras[0].fx, 585 * 64 / 640)  # focal given at 640x480, image 64x48
     with pytest.raises(Exception, match="--test_every must be >= 0"):
         parse_config(["--data_root_dir", str(root), "--test_every", "-1"])
     cfg0 = parse_config(["--data_root_dir", str(root), "--img_downscale", "1", "--test_every", "0"])
-    assert [c.split for c in load_scene_of(cfg0.train).cameras] == ["train"] * 4  # 0: no test frames
+    assert [c.split for c in load_from_args(cfg0.train).cameras] == ["train"] * 4  # 0: no test frames
     from nerfw.training.trainer import load_training_data  # what the trainer itself reads
 
     scene, cache = load_training_data(cfg, save_cache=False)

@@ -10,9 +10,9 @@ from nerfw.data.loader import FORMATS, load_scene
 from nerfw.data.scene import SceneData
 
 
-def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    """The dataset flags shared by `inspect` and `export`."""
-    parser.add_argument("--data_root_dir", required=True, help="folder holding the scene folder(s)")
+def add_dataset_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The dataset flags shared by `inspect`, `export` and `cameras` (and named as `train`'s options)."""
+    parser.add_argument("--data_root_dir", required=required, help="folder holding the scene folder(s)")
     parser.add_argument("--scene", default=None, help="scene folder inside data_root_dir (default: data_root_dir itself)")
     parser.add_argument("--dataset", default="auto", choices=("auto",) + FORMATS, help="dataset format")
     parser.add_argument("--img_downscale", type=float, default=1, help="image size divisor (round(W/N) x round(H/N))")
@@ -21,9 +21,12 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test_every", type=int, default=8, help="every N-th image is test (COLMAP/LLFF/transforms)")
 
 
-def load_from_args(args: argparse.Namespace) -> SceneData:
-    return load_scene(args.data_root_dir, args.scene, dataset=args.dataset, img_downscale=args.img_downscale,
-                      focal=args.focal, sevenscenes_focal=args.sevenscenes_focal, test_every=args.test_every)
+def load_from_args(options) -> SceneData:
+    """The dataset read with the dataset options of `options`: parsed flags, or a run's TrainConfig (same names),
+    so every command reads a dataset the way its run was trained on it."""
+    return load_scene(options.data_root_dir, options.scene, dataset=options.dataset,
+                      img_downscale=options.img_downscale, focal=options.focal or None,
+                      sevenscenes_focal=options.sevenscenes_focal, test_every=options.test_every)
 
 
 def _range(values, fmt: str = "{:.4g}") -> str:

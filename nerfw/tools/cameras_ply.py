@@ -77,16 +77,12 @@ def write_cameras_ply(path: Path, cameras: list[CameraView], size: float | None 
 
 
 def main(argv: list[str]) -> int:
+    from nerfw.data.cli import add_dataset_args, load_from_args
+
     parser = argparse.ArgumentParser(prog="nerfw cameras", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output .ply")
     parser.add_argument("--run", default="", help="a run folder (its dataset is used)")
-    parser.add_argument("--data_root_dir", default="")
-    parser.add_argument("--scene", default="")
-    parser.add_argument("--dataset", default="auto")
-    parser.add_argument("--img_downscale", type=int, default=1)
-    parser.add_argument("--focal", type=float, default=0.0)
-    parser.add_argument("--sevenscenes_focal", type=float, default=525.0)
-    parser.add_argument("--test_every", type=int, default=8)
+    add_dataset_args(parser, required=False)
     parser.add_argument("--views", default="", help="also draw a Cambridge-format poses file as synthetic views")
     parser.add_argument("--points", choices=["none", "sparse", "density"], default="sparse",
                         help="points to add: the dataset's sparse points, or a run's density probe (density.npz)")
@@ -100,11 +96,7 @@ def main(argv: list[str]) -> int:
         run = load_run(args.run)
         scene = run.scene
     elif args.data_root_dir:
-        from nerfw.data.loader import load_scene
-
-        scene = load_scene(args.data_root_dir, args.scene, dataset=args.dataset, img_downscale=args.img_downscale,
-                           focal=args.focal or None, sevenscenes_focal=args.sevenscenes_focal,
-                           test_every=args.test_every)
+        scene = load_from_args(args)
     else:
         raise ConfigError("give --run DIR or --data_root_dir DIR [--scene S]")
     cameras = list(scene.cameras)

@@ -27,9 +27,9 @@ class Run:
     def scene(self) -> SceneData:
         """The run's dataset, read again with the run's options (lazily)."""
         if self._scene is None:
-            from nerfw.training.config import load_scene_of
+            from nerfw.data.cli import load_from_args
 
-            self._scene = load_scene_of(self.cfg.train)
+            self._scene = load_from_args(self.cfg.train)
             names = [c.name for c in self._scene.cameras]
             if names != self.image_names:
                 raise NerfwError(f"{self._scene.root}: the dataset's images no longer match the run "

@@ -74,14 +74,6 @@ class TrainConfig:
         return Path(self.root_dir) / self.exp_name
 
 
-def load_scene_of(t: TrainConfig):
-    """The dataset of a run, read with the run's dataset options (one place, so train, eval and render agree)."""
-    from nerfw.data.loader import load_scene
-
-    return load_scene(t.data_root_dir, t.scene, dataset=t.dataset, img_downscale=t.img_downscale,
-                      focal=t.focal or None, sevenscenes_focal=t.sevenscenes_focal, test_every=t.test_every)
-
-
 @dataclass
 class Config:
     """Everything a run needs: training options and model options."""

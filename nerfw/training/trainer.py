@@ -15,7 +15,7 @@ from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
                                        save_checkpoint)
-from nerfw.training.config import Config, default_lr, load_scene_of
+from nerfw.training.config import Config, default_lr
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
 from nerfw.training.ray_batches import RayBatcher
@@ -24,10 +24,11 @@ from nerfw.training.ray_batches import RayBatcher
 # ----------------------------------------------------------------------------- data
 def load_training_data(cfg: Config, save_cache: bool):
     """Scene description + image cache, as every rank needs them."""
+    from nerfw.data.cli import load_from_args
     from nerfw.data.image_cache import ImageCache
 
     t = cfg.train
-    scene = load_scene_of(t)
+    scene = load_from_args(t)
     if not scene.split("train"):
         raise NerfwError(f"{scene.root}: the dataset has no training images")
     cache = ImageCache.load_or_build(scene, cache_dir=cache_dir_for(scene, cfg), use_cache=t.use_cache,
@@ -174,10 +175,10 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = device.type == "cuda" and cfg.train.amp == "on"
-    base_lr = scheduler.base_lrs[0]  # after a resume: the checkpoint's rate, which the run keeps
-    if resume and abs(base_lr - default_lr(cfg, world_size)) > 1e-12:
+    base_lr, new_lr = scheduler.base_lrs[0], default_lr(cfg, world_size)  # base_lr: the checkpoint's after a resume
+    if resume and abs(base_lr - new_lr) > 1e-12:
         logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
-                    f"options would start at {default_lr(cfg, world_size):.3g})")
+                    f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
     t0 = time.time()
     stop = False

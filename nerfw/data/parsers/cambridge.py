@@ -72,17 +72,6 @@ def _looks_like_header(text: str) -> bool:
     return True
 
 
-def _looks_like_data(text: str) -> bool:
-    tokens = common.split_fields(text)
-    if len(tokens) < 8:
-        return False
-    try:
-        [float(t) for t in tokens[-7:]]
-    except ValueError:
-        return False
-    return True
-
-
 def parse_split_file(path: Path, root: Path | None = None) -> tuple[list[SplitEntry], list[str]]:
     """Entries of a dataset_{train,test}.txt and warnings (normalised quaternions, dropped outliers)."""
     lines = common.read_lines(path)
