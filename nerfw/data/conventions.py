@@ -190,8 +190,9 @@ def project_points(
     K: np.ndarray,  # [3, 3]
     T_world_cam: np.ndarray,  # [4, 4]
     points_world: np.ndarray,  # [N, 3]
+    distortion: "Distortion | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Project world points to continuous pixel coordinates.
+    """Project world points to continuous pixel coordinates (through the lens model when given).
 
     Returns (uv [N, 2], z [N]); pixel index = floor(uv) (pixel centres at +0.5).
     """
@@ -200,7 +201,10 @@ def project_points(
     X_cam = X @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
     z = X_cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = (X_cam[:, :2] / z[:, None]) * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+        xy = X_cam[:, :2] / z[:, None]
+    if distortion is not None:
+        xy = distort(distortion, xy)
+    uv = xy * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
     return uv, z
 
 
@@ -214,13 +218,180 @@ def camera_rays(
     fx: float, fy: float, cx: float, cy: float,
     T_world_cam: np.ndarray,  # [4, 4]
     uv: np.ndarray,  # [N, 2] continuous pixel coordinates
+    distortion: "Distortion | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rays through pixel coordinates: origins [N,3] and directions [N,3] in world.
 
+    With a distortion model the pixel is first undistorted, so the ray is the one the real lens imaged.
     Directions are scaled so that their camera-frame z component is 1: the ray parameter t is then the
     z-depth (what depth maps, SfM near/far bounds and 7-Scenes depth PNGs measure).
     """
-    d_cam = np.stack([(uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy, np.ones(len(uv))], axis=-1)
+    xy = pixels_to_normalized(fx, fy, cx, cy, uv, distortion)
+    d_cam = np.concatenate([xy, np.ones((len(uv), 1))], axis=-1)
     d_world = d_cam @ T_world_cam[:3, :3].T
     o_world = np.broadcast_to(T_world_cam[:3, 3], d_world.shape).copy()
     return o_world, d_world
+
+
+# --------------------------------------------------------------------------- lens distortion
+# Distortion acts on normalised image coordinates x = (u - cx) / fx, y = (v - cy) / fy. Every model below
+# maps an *undistorted* (pinhole) point to the *distorted* point the lens images it at (`distort`), and back
+# (`undistort`). The models and their coefficient order:
+#   "opencv"     k1 k2 p1 p2 k3 k4 k5 k6: OpenCV's rational model. COLMAP SIMPLE_RADIAL (k), RADIAL (k1 k2),
+#                OPENCV (k1 k2 p1 p2), FULL_OPENCV (all 8) and transforms.json k1..k4 p1 p2 are all special
+#                cases (missing terms are 0; transforms.json k4 is OpenCV's k4 of the rational denominator
+#                only in FULL_OPENCV - nerfstudio's "OPENCV" uses k1 k2 k3 k4 p1 p2 with k3/k4 as r^6/r^8
+#                radial terms, see `opencv_from_transforms`).
+#   "fisheye"    k1 k2 k3 k4: OpenCV / COLMAP OPENCV_FISHEYE, equidistant theta_d = theta (1 + k1 th^2 + ...).
+#   "nvm"        r: VisualSfM's measurement distortion: undistorted = distorted * (1 + r |distorted|^2).
+# Undistortion of "opencv" / "fisheye" and distortion of "nvm" have no closed form and use Newton's method.
+DISTORTION_MODELS = {"opencv": 8, "fisheye": 4, "nvm": 1}
+
+
+class Distortion:
+    """A lens distortion model and its coefficients (see the table above). Immutable and hashable."""
+
+    __slots__ = ("model", "coeffs")
+
+    def __init__(self, model: str, coeffs):
+        if model not in DISTORTION_MODELS:
+            raise ValueError(f"unknown distortion model {model!r}; expected one of {', '.join(DISTORTION_MODELS)}")
+        values = [float(c) for c in coeffs]
+        n = DISTORTION_MODELS[model]
+        if len(values) > n or not all(np.isfinite(values)):
+            raise ValueError(f"distortion model {model} takes at most {n} finite coefficients, got {values}")
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "coeffs", tuple(values + [0.0] * (n - len(values))))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Distortion is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Distortion) and (self.model, self.coeffs) == (other.model, other.coeffs)
+
+    def __hash__(self) -> int:
+        return hash((self.model, self.coeffs))
+
+    def __repr__(self) -> str:
+        return f"Distortion({self.model!r}, {self.coeffs})"
+
+    @property
+    def is_identity(self) -> bool:
+        return not any(self.coeffs)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "coeffs": list(self.coeffs)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Distortion | None":
+        return None if not d else cls(d["model"], d["coeffs"])
+
+
+def _opencv_distort(x, y, c):
+    k1, k2, p1, p2, k3, k4, k5, k6 = c
+    r2 = x * x + y * y
+    radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd
+
+
+def _fisheye_theta_d(theta, c):
+    k1, k2, k3, k4 = c
+    t2 = theta * theta
+    return theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+
+
+def distort(distortion: Distortion | None, xy: np.ndarray) -> np.ndarray:
+    """Undistorted normalised coordinates [N, 2] -> distorted normalised coordinates [N, 2]."""
+    xy = np.asarray(xy, dtype=np.float64)
+    if distortion is None or distortion.is_identity:
+        return xy.copy()
+    x, y = xy[..., 0], xy[..., 1]
+    if distortion.model == "opencv":
+        return np.stack(_opencv_distort(x, y, distortion.coeffs), axis=-1)
+    r = np.hypot(x, y)
+    if distortion.model == "fisheye":
+        theta = np.arctan(r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(r > 1e-12, _fisheye_theta_d(theta, distortion.coeffs) / r, 1.0)
+        return xy * scale[..., None]
+    # nvm: find the distorted radius rd with rd (1 + k rd^2) = r (Newton from rd = r).
+    k = distortion.coeffs[0]
+    rd = r.copy()
+    for _ in range(50):
+        step = (rd * (1 + k * rd * rd) - r) / (1 + 3 * k * rd * rd)
+        rd -= step
+        if np.all(np.abs(step) < 1e-15):
+            break
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(r > 1e-12, rd / r, 1.0)
+    return xy * scale[..., None]
+
+
+def undistort(distortion: Distortion | None, xy_distorted: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Distorted normalised coordinates [N, 2] -> undistorted (pinhole) normalised coordinates [N, 2].
+
+    "nvm" is closed-form; "fisheye" inverts theta_d(theta) by 1-D Newton; "opencv" runs 2-D Newton on
+    distort(p) = p_d with a central-difference Jacobian (float64), starting at p = p_d. Points outside the
+    model's invertible domain come back as NaN.
+    """
+    xy_d = np.asarray(xy_distorted, dtype=np.float64)
+    if distortion is None or distortion.is_identity:
+        return xy_d.copy()
+    c = distortion.coeffs
+    if distortion.model == "nvm":
+        return xy_d * (1 + c[0] * np.sum(xy_d * xy_d, axis=-1, keepdims=True))
+    if distortion.model == "fisheye":
+        theta_d = np.hypot(xy_d[..., 0], xy_d[..., 1])
+        theta = theta_d.copy()
+        for _ in range(iterations):
+            t2 = theta * theta
+            k1, k2, k3, k4 = c
+            derivative = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+            step = (_fisheye_theta_d(theta, c) - theta_d) / derivative
+            theta -= step
+            if np.all(np.abs(step) < 1e-15):
+                break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(theta_d > 1e-12, np.tan(theta) / theta_d, 1.0)
+        return xy_d * scale[..., None]
+    x, y = xy_d[..., 0].copy(), xy_d[..., 1].copy()
+    eps = 1e-7
+    for _ in range(iterations):
+        fx_, fy_ = _opencv_distort(x, y, c)
+        rx, ry = fx_ - xy_d[..., 0], fy_ - xy_d[..., 1]
+        ax, ay = _opencv_distort(x + eps, y, c)
+        bx, by = _opencv_distort(x - eps, y, c)
+        cx_, cy_ = _opencv_distort(x, y + eps, c)
+        dx_, dy_ = _opencv_distort(x, y - eps, c)
+        j00, j10 = (ax - bx) / (2 * eps), (ay - by) / (2 * eps)
+        j01, j11 = (cx_ - dx_) / (2 * eps), (cy_ - dy_) / (2 * eps)
+        det = j00 * j11 - j01 * j10
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        sx = (j11 * rx - j01 * ry) / det
+        sy = (-j10 * rx + j00 * ry) / det
+        x, y = x - sx, y - sy
+        if np.all(np.abs(sx) + np.abs(sy) < 1e-14):
+            break
+    xy = np.stack([x, y], axis=-1)
+    # Beyond the radius where the lens model stops being monotonic no undistorted point maps there:
+    # such pixels have no ray (NaN) and callers decide (mask them or fall back).
+    residual = np.abs(np.stack(_opencv_distort(x, y, c), axis=-1) - xy_d).max(axis=-1)
+    xy[~(residual < 1e-9)] = np.nan
+    return xy
+
+
+def pixels_to_normalized(fx: float, fy: float, cx: float, cy: float, uv: np.ndarray,
+                         distortion: Distortion | None = None) -> np.ndarray:
+    """Continuous pixel coordinates [N, 2] -> undistorted normalised coordinates [N, 2] (pinhole x/z, y/z)."""
+    uv = np.asarray(uv, dtype=np.float64)
+    xy_d = np.stack([(uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy], axis=-1)
+    return undistort(distortion, xy_d)
+
+
+def normalized_to_pixels(fx: float, fy: float, cx: float, cy: float, xy: np.ndarray,
+                         distortion: Distortion | None = None) -> np.ndarray:
+    """Undistorted normalised coordinates [N, 2] -> continuous pixel coordinates of the distorted image."""
+    xy_d = distort(distortion, xy)
+    return np.stack([xy_d[:, 0] * fx + cx, xy_d[:, 1] * fy + cy], axis=-1)
