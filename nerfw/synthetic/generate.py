@@ -2,6 +2,8 @@
 
 OUT/<scene>/             the dataset, exactly in the Cambridge or 7-Scenes layout (nothing extra inside)
 OUT/<scene>.groundtruth/ scene.json, appearance.json, cameras.json, landmarks.json, masks/, depth/, clean/
+
+The "collection" preset (a landmark's photo collection as a COLMAP model) lives in nerfw.synthetic.collection.
 """
 from __future__ import annotations
 
@@ -218,12 +220,30 @@ def _sfm_points(rng, views, results, intr, T_dataset_local):
 
 
 # --------------------------------------------------------------------------- main entry point
-def generate_scene(out_dir, layout: str = "cambridge", scene: str | None = None, seed: int = 0,
+PRESETS = ("wild", "collection")
+
+
+def generate_scene(out_dir, layout: str | None = None, scene: str | None = None, seed: int = 0,
                    width: int | None = None, height: int | None = None, n_train: int | None = None,
                    n_test: int | None = None, transient_share: float = 0.5, workers: int | None = None,
-                   overwrite: bool = False, verbose: bool = False) -> dict:
+                   overwrite: bool = False, verbose: bool = False, preset: str = "wild") -> dict:
     """Generate the synthetic scene. Returns {"dataset_dir", "groundtruth_dir", "scene", "layout", "focal",
-    "width", "height", "n_train", "n_test", "n_transient_images", "n_landmarks", "n_points", "seconds"}."""
+    "width", "height", "n_train", "n_test", "n_transient_images", "n_landmarks", "n_points", "seconds"}.
+
+    preset "wild" (default): the town square (layout "cambridge", the default) or the room ("7scenes").
+    preset "collection": a photo collection of one landmark as a COLMAP model (nerfw.synthetic.collection;
+    `layout` must be None or "colmap", `width` is each photo's long side, `height` is not used)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (choose {' or '.join(PRESETS)})")
+    if preset == "collection":
+        if layout not in (None, "colmap"):
+            raise ConfigError(f"--preset collection writes a COLMAP model; --layout {layout} does not apply")
+        from nerfw.synthetic.collection import generate_collection
+
+        return generate_collection(out_dir, scene=scene, seed=seed, width=width, height=height, n_train=n_train,
+                                   n_test=n_test, transient_share=transient_share, workers=workers,
+                                   overwrite=overwrite)
+    layout = "cambridge" if layout is None else layout
     t_start = time.time()
     d = DEFAULTS.get(layout, {})
     scene = d.get("scene") if scene is None else scene

@@ -245,3 +245,26 @@ def projected_row_ranges(prims: Primitives, T_cam_local: np.ndarray, fx, fy, cx,
     vmin = np.where(straddle, -np.inf, v.min(1))
     vmax = np.where(straddle, np.inf, v.max(1))
     return visible, vmin, vmax
+
+
+def projected_boxes(prims: Primitives, T_cam_local: np.ndarray, fx, fy, cx, cy):
+    """Per primitive (boxes, cylinders, spheres order), its bounding box through a PINHOLE camera:
+    (behind [n] bool: entirely behind the camera plane, straddle [n] bool: partly behind it,
+    umin, umax, vmin, vmax [n] pixel ranges, +-inf where straddling).
+
+    For a lens with distortion, compare these ranges with the pinhole (undistorted) coordinates of the rays."""
+    lo, hi = prims.bounding_boxes()
+    if len(lo) == 0:
+        z = np.zeros(0)
+        return np.zeros(0, bool), np.zeros(0, bool), z, z, z, z
+    corners = np.stack([np.where(np.array(bits)[None], hi, lo) for bits in np.ndindex(2, 2, 2)], 1)  # [n,8,3]
+    Xc = corners @ T_cam_local[:3, :3].T + T_cam_local[:3, 3]
+    z = Xc[..., 2]
+    straddle = (z <= 0.05).any(1)
+    behind = (z <= 0.05).all(1)
+    zs = np.maximum(z, 0.05)
+    u = Xc[..., 0] / zs * fx + cx
+    v = Xc[..., 1] / zs * fy + cy
+    inf = np.inf
+    return (behind, straddle, np.where(straddle, -inf, u.min(1)), np.where(straddle, inf, u.max(1)),
+            np.where(straddle, -inf, v.min(1)), np.where(straddle, inf, v.max(1)))

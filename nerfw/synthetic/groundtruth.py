@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nerfw.data.conventions import invert_T
+from nerfw.data.conventions import Distortion, invert_T
 from nerfw.errors import DatasetError
 from nerfw.synthetic import geometry, render
 from nerfw.synthetic.geometry import Primitives
@@ -51,22 +51,26 @@ class GroundTruth:
         return dict(self._appearance["images"][name])
 
     def render(self, T_world_cam: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-               appearance: dict | str = "canonical") -> dict:
+               appearance: dict | str = "canonical", distortion: Distortion | dict | None = None) -> dict:
         """Render the static scene (no transients) from a camera-to-world pose [4,4] in the dataset frame.
 
+        distortion: the lens (``conventions.Distortion`` or its dict, as cameras.json stores it) of the
+        distorted image to render; None renders a pinhole image.
         Returns dict(rgb float32 [H,W,3] in [0,1] (2x2 supersampled, as the dataset images),
         depth float32 [H,W] z-depth at pixel centres (inf where the ray sees the sky))."""
         app = self.appearance(appearance) if isinstance(appearance, str) else appearance
+        lens = Distortion.from_dict(distortion) if isinstance(distortion, dict) else distortion
         T_local_cam = self.T_local_dataset @ np.asarray(T_world_cam, dtype=np.float64)
         out = render.render_image(self.prims, self.materials, T_local_cam, fx, fy, cx, cy, int(width), int(height),
-                                  app, sky=bool(self.scene["sky"]))
+                                  app, sky=bool(self.scene["sky"]), distortion=lens)
         return {"rgb": out["rgb"], "depth": out["depth"]}
 
     def render_image(self, name: str, appearance: dict | str | None = None) -> dict:
-        """Render the static scene at a dataset image's camera (default: that image's own appearance)."""
+        """Render the static scene at a dataset image's camera and lens (default: that image's own appearance)."""
         c = self.cameras[name]
         app = name if appearance is None else appearance
-        return self.render(np.asarray(c["T_world_cam"]), c["fx"], c["fy"], c["cx"], c["cy"], c["width"], c["height"], app)
+        return self.render(np.asarray(c["T_world_cam"]), c["fx"], c["fy"], c["cx"], c["cy"], c["width"], c["height"],
+                           app, distortion=c.get("distortion"))
 
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """Exact distance [N] from dataset-frame points [N,3] to the nearest static solid (negative inside)."""
@@ -75,7 +79,11 @@ class GroundTruth:
         return geometry.signed_distance(self.prims, p_local)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Axis-aligned (dataset frame) bounds (min [3], max [3]) of the scene content (ground slab excluded)."""
+        """Axis-aligned (dataset frame) bounds (min [3], max [3]) of the scene content (ground slab excluded);
+        for the collection preset the exact box of the landmark (statue and plinth)."""
+        if "landmark" in self.scene:
+            lo, hi = self.scene["landmark"]["bounds_world"]
+            return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         lo, hi = (np.asarray(b, dtype=np.float64) for b in self.scene["content_bounds_local"])
         corners = np.array([np.where(np.array(bits, bool), hi, lo) for bits in np.ndindex(2, 2, 2)])
         c = corners @ self.T_dataset_local[:3, :3].T + self.T_dataset_local[:3, 3]
@@ -85,9 +93,18 @@ class GroundTruth:
     def landmarks(self) -> list[dict]:
         return json.loads((self.root / "landmarks.json").read_text())
 
+    def _png(self, folder: str, name: str) -> Path:
+        """<folder>/<name> (PNG datasets), else <folder>/<name with .png> (JPEG datasets: collection preset)."""
+        path = self.root / folder / name
+        return path if path.is_file() else (self.root / folder / name).with_suffix(".png")
+
     def mask(self, name: str) -> np.ndarray:
         """Transient mask bool [H,W] of image `name` (True = a transient occluder covers the pixel)."""
-        return np.asarray(Image.open(self.root / "masks" / name)) > 127
+        return np.asarray(Image.open(self._png("masks", name))) > 127
+
+    def landmark_mask(self, name: str) -> np.ndarray:
+        """Collection preset: bool [H,W], True where the pixel centre sees the landmark (statue or plinth)."""
+        return np.asarray(Image.open(self._png("landmark_masks", name))) > 127
 
     def depth(self, name: str) -> np.ndarray:
         """Exact z-depth float32 [H,W] of image `name` as photographed (transients included; inf = sky)."""
@@ -95,4 +112,4 @@ class GroundTruth:
 
     def clean(self, name: str) -> np.ndarray:
         """Clean render uint8 [H,W,3] of test image `name` at the canonical appearance."""
-        return np.asarray(Image.open(self.root / "clean" / name).convert("RGB"))
+        return np.asarray(Image.open(self._png("clean", name)).convert("RGB"))

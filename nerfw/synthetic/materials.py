@@ -194,7 +194,17 @@ def _plaster(m, p, n, lo, hi):
     return _mix(m["color"], m["color2"], g)
 
 
-ALBEDO = {"paving": _paving, "facade": _facade, "roof": _roof, "stone": _stone, "wood": _wood,
+def _bronze(m, p, n, lo, hi):
+    """Cast bronze: mottled metal with vertical verdigris streaks (rain runs down the statue)."""
+    u, v = planar_uv(p, n)
+    g = fbm2(u * 9, v * 9, 3, m["salt"])
+    col = _mix(m["color"], m["color2"], g)
+    streak = fbm2(u * 24 + p[:, 2] * 0.7, p[:, 2] * 2.0, 2, m["salt"] + 3)
+    w = np.clip((streak - 0.5) * 3.5, 0, 1) * m.get("patina_amount", 0.8)
+    return _mix(col, m["patina"], w)
+
+
+ALBEDO = {"bronze": _bronze, "paving": _paving, "facade": _facade, "roof": _roof, "stone": _stone, "wood": _wood,
           "foliage": _foliage, "bark": _bark, "cloth": _cloth, "wallpaper": _wallpaper,
           "painting": _painting, "checker": _checker, "plaster": _plaster}
 
@@ -236,7 +246,23 @@ def sky_linear(d: np.ndarray, app: dict) -> np.ndarray:
     col = _mix(app["sky_horizon"], app["sky_zenith"], w) ** GAMMA * _c(app["sky_tint"])
     glow = np.maximum(dn @ sun_direction(app), 0) ** 48
     below = np.clip(-dn[:, 2] * 4, 0, 1)[:, None]  # under the horizon (never seen over the ground)
+    if app.get("cloud_cover", 0.0) > 0:
+        col = _clouds(dn, col, app)
     return col * (1 - 0.5 * below) + 0.6 * glow[:, None] * _c(app["sun_color"])
+
+
+def _clouds(dn: np.ndarray, col: np.ndarray, app: dict) -> np.ndarray:
+    """Clouds at infinity over the linear sky colour col [N,3]: fractal noise on the plane z = 1 seen along
+    unit directions dn [N,3], thresholded by ``cloud_cover`` (0..1), drifted by ``cloud_offset``, scaled by
+    ``cloud_scale``, grey level ``cloud_brightness``; lit on the sun's side; faded out at the horizon."""
+    up = np.maximum(dn[:, 2], 0.02)
+    s, (ox, oy) = app["cloud_scale"], app["cloud_offset"]
+    g = fbm2(dn[:, 0] / up * s + ox, dn[:, 1] / up * s + oy, 4, int(app["cloud_salt"]))
+    cover = float(app["cloud_cover"])
+    alpha = np.clip((g - (1.0 - 0.55 * cover - 0.2)) / 0.18, 0, 1) * np.clip(dn[:, 2] / 0.12, 0, 1)
+    lit = 0.75 + 0.25 * np.maximum(dn @ sun_direction(app), 0)
+    cloud = (np.float32(app["cloud_brightness"]) ** GAMMA * lit)[:, None] * (0.8 + 0.2 * _c(app["sun_color"]))
+    return col * (1 - alpha[:, None]) + cloud * alpha[:, None]
 
 
 def to_display(linear: np.ndarray, app: dict) -> np.ndarray:
@@ -272,4 +298,44 @@ def random_appearance(rng: np.random.Generator, indoor: bool) -> dict:
         "ambient": r(0.3, 0.6) if not indoor else r(0.6, 0.9),
         "sky_tint": [1.0 + 0.3 * warm, 1.0 + 0.05 * warm, 1.0 - 0.3 * warm + r(-0.1, 0.1)],
     })
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in app.items()}
+
+
+# (sky zenith, sky horizon) per weather, sRGB
+SKY_PALETTES = {
+    "clear": ([0.22, 0.42, 0.85], [0.72, 0.84, 0.96]),
+    "hazy": ([0.45, 0.56, 0.72], [0.82, 0.84, 0.87]),
+    "overcast": ([0.6, 0.62, 0.66], [0.8, 0.8, 0.82]),
+    "golden": ([0.3, 0.36, 0.62], [0.97, 0.72, 0.45]),
+    "dusk": ([0.12, 0.2, 0.48], [0.62, 0.5, 0.62]),
+}
+
+
+def collection_appearance(rng: np.random.Generator) -> dict:
+    """A photo-collection appearance: much stronger than `random_appearance` (exposure, white balance,
+    weather: sky colours, sun height/strength/colour, ambient) and clouds at infinity that change per photo."""
+    app = canonical_appearance(False)
+    r = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
+    weather = str(rng.choice(list(SKY_PALETTES)))
+    zen, hor = (np.clip(np.array(c) + rng.normal(0, 0.04, 3), 0.02, 1.0) for c in SKY_PALETTES[weather])
+    low_sun = weather in ("golden", "dusk")
+    warm = r(0.6, 1.0) if low_sun else r(0.0, 0.4)
+    cover = {"clear": r(0.0, 0.35), "hazy": r(0.2, 0.6), "overcast": r(0.75, 1.0)}.get(weather, r(0.1, 0.7))
+    app.update({
+        "weather": weather,
+        "exposure": float(np.clip(np.exp(rng.normal(0.0, 0.45)), 0.4, 2.5)),
+        "white_balance": [round(float(g), 6) for g in np.clip(1.0 + rng.normal(0, 0.12, 3), 0.7, 1.35)],
+        "sun_azimuth_deg": r(0, 360),
+        "sun_elevation_deg": r(3, 15) if low_sun else r(15, 75),
+        "sun_strength": r(0.05, 0.3) if weather == "overcast" else r(0.5, 1.6),
+        "sun_color": [1.0, round(0.97 - 0.3 * warm, 6), round(0.92 - 0.55 * warm, 6)],
+        "ambient": r(0.45, 0.8) if weather == "overcast" else r(0.2, 0.55),
+        "ambient_color": [round(float(c), 6) for c in 0.95 + rng.normal(0, 0.06, 3)],
+        "sky_zenith": zen.round(6).tolist(), "sky_horizon": hor.round(6).tolist(),
+        "sky_tint": [round(1.0 + 0.35 * warm, 6), 1.0, round(1.0 - 0.3 * warm + r(-0.1, 0.1), 6)],
+        "cloud_cover": round(cover, 6), "cloud_scale": r(0.5, 1.6),
+        "cloud_offset": [r(-100, 100), r(-100, 100)], "cloud_salt": int(rng.integers(1 << 20)),
+        "cloud_brightness": r(0.55, 0.75) if weather == "overcast" else r(0.75, 1.0),
+    })
+    app["cloud_offset"] = [round(v, 6) for v in app["cloud_offset"]]
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in app.items()}

@@ -1,5 +1,6 @@
 """Writers for the on-disk formats, byte-compatible with the real datasets
-(see /work/shared/reference/datasets.md): Cambridge split files and NVM_V3, 7-Scenes split/pose/depth files.
+(see /work/shared/reference/datasets.md): Cambridge split files and NVM_V3, 7-Scenes split/pose/depth files,
+COLMAP text models (cameras.txt, images.txt, points3D.txt).
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nerfw.data.conventions import T_world_cam_to_cambridge, T_world_cam_to_nvm, T_world_cam_to_sevenscenes
+from nerfw.data.conventions import (T_world_cam_to_cambridge, T_world_cam_to_colmap, T_world_cam_to_nvm,
+                                    T_world_cam_to_sevenscenes)
 
 CAMBRIDGE_HEADER = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
 
@@ -27,6 +29,12 @@ def write_png(path: Path, array: np.ndarray) -> None:
     """uint8 [H,W,3] RGB, uint8 [H,W] grey or uint16 [H,W] (16-bit PNG)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path, format="PNG")
+
+
+def write_jpg(path: Path, array: np.ndarray, quality: int = 95) -> None:
+    """uint8 [H,W,3] RGB as a baseline JPEG (4:2:0, as cameras write them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format="JPEG", quality=quality)
 
 
 def write_cambridge_split(path: Path, entries: list[tuple[str, np.ndarray]]) -> None:
@@ -83,3 +91,43 @@ def depth_to_mm(depth: np.ndarray) -> np.ndarray:
 def write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def _num(x) -> str:
+    """Shortest text that reads back as the same float64 (COLMAP writes 17 significant digits)."""
+    return repr(float(x))
+
+
+def write_colmap_text(model_dir: Path, cameras: list[tuple[int, str, int, int, list[float]]],
+                      images: list[tuple[int, np.ndarray, int, str, np.ndarray, np.ndarray]],
+                      points: list[tuple[int, np.ndarray, np.ndarray, float, list[tuple[int, int]]]]) -> None:
+    """A COLMAP text model in model_dir: cameras.txt, images.txt, points3D.txt, with COLMAP's comment headers.
+
+    cameras: (camera id, model name, width, height, params in COLMAP's order).
+    images: (image id, T_world_cam [4,4], camera id, name, xys [n,2] pixels (COLMAP = nerfw convention: the
+    top-left pixel's centre is (0.5, 0.5)), point3D ids [n] (-1: a keypoint matched to no point)).
+    points: (point id, xyz [3], rgb [3] uint8, reprojection error, track [(image id, index into its xys)]).
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    out = ["# Camera list with one line of data per camera:", "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
+           f"# Number of cameras: {len(cameras)}"]
+    out += [f"{cid} {model} {w} {h} " + " ".join(_num(v) for v in params) for cid, model, w, h, params in cameras]
+    (model_dir / "cameras.txt").write_text("\n".join(out) + "\n", newline="\n")
+    n_obs = sum(int((ids >= 0).sum()) for *_, ids in images)
+    out = ["# Image list with two lines of data per image:",
+           "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+           "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+           f"# Number of images: {len(images)}, mean observations per image: {n_obs / max(len(images), 1):.6g}"]
+    for iid, T, cid, name, xys, ids in images:
+        q, t = T_world_cam_to_colmap(T)
+        out.append(f"{iid} " + " ".join(_num(v) for v in (*q, *t)) + f" {cid} {name}")
+        out.append(" ".join(f"{_num(x)} {_num(y)} {int(i)}" for (x, y), i in zip(xys, ids)))
+    (model_dir / "images.txt").write_text("\n".join(out) + "\n", newline="\n")
+    mean_track = sum(len(p[4]) for p in points) / max(len(points), 1)
+    out = ["# 3D point list with one line of data per point:",
+           "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
+           f"# Number of points: {len(points)}, mean track length: {mean_track:.6g}"]
+    for pid, X, rgb, err, track in points:
+        out.append(f"{pid} " + " ".join(_num(v) for v in X) + " " + " ".join(str(int(c)) for c in rgb)
+                   + f" {_num(err)} " + " ".join(f"{i} {k}" for i, k in track))
+    (model_dir / "points3D.txt").write_text("\n".join(out) + "\n", newline="\n")
