@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from nerfw.data.framing import METHODS, choose_framing, parse_scene_box
 from nerfw.data.loader import FORMATS, load_scene
 from nerfw.data.scene import SceneData
 
@@ -59,8 +60,15 @@ def summary(scene: SceneData) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nerfw inspect", description="Print what nerfw reads from a dataset.")
     add_dataset_args(parser)
+    parser.add_argument("--framing", default="auto", choices=METHODS,
+                        help="how `nerfw train` would find the content ball (see docs/datasets.md, Framing)")
+    parser.add_argument("--scene_box", default="", help="x0,y0,z0,x1,y1,z1 (dataset units): content box override")
     parser.add_argument("--json", action="store_true", help="machine-readable output (SceneData.to_json())")
     args = parser.parse_args(argv)
     scene = load_from_args(args)
-    print(json.dumps(scene.to_json(), indent=1) if args.json else summary(scene))
+    framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box))
+    if args.json:
+        print(json.dumps({**scene.to_json(), "framing": framing.to_dict()}, indent=1))
+    else:
+        print(summary(scene) + "\n" + framing.describe())
     return 0

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfw.data.conventions import Distortion
+
 
 @dataclass
 class CameraView:
@@ -31,6 +33,8 @@ class CameraView:
     far: float
     depth_path: Path | None = None  # optional depth map (7-Scenes), z-depth
     depth_scale: float = 1000.0  # depth file units per dataset unit (uint16 mm -> 1000)
+    # Lens distortion of the image (normalised coordinates, so independent of --img_downscale); None: pinhole.
+    distortion: Distortion | None = None
 
     @property
     def K(self) -> np.ndarray:
@@ -45,6 +49,7 @@ class CameraView:
             "name": self.name, "split": self.split, "width": self.width, "height": self.height,
             "fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
             "T_world_cam": np.asarray(self.T_world_cam).tolist(), "near": self.near, "far": self.far,
+            "distortion": None if self.distortion is None else self.distortion.to_dict(),
         }
 
 
@@ -109,16 +114,11 @@ class Normalization:
         return cls(center=np.asarray(d["center"], dtype=np.float64), scale=float(d["scale"]))
 
     @classmethod
-    def fit(cls, scene: SceneData, target_radius: float = 1.0) -> "Normalization":
-        """Centre on the training cameras; scale so that camera spread + median far bound -> target_radius.
+    def fit(cls, scene: SceneData, target_radius: float = 1.0, method: str = "auto",
+            scene_box: np.ndarray | None = None) -> "Normalization":
+        """Centre and scale so that the scene's content ball (nerfw.data.framing) becomes the ball of radius
+        target_radius, the part of the model frame a scene contraction leaves uncontracted."""
+        from nerfw.data.framing import choose_framing
 
-        The content the cameras look at then lies inside the unit ball, where a scene contraction
-        leaves space uncontracted; sky and distant background fall outside and are contracted.
-        """
-        train = scene.split("train") or scene.cameras
-        centers = np.stack([c.center for c in train])
-        center = np.median(centers, axis=0)
-        spread = float(np.max(np.linalg.norm(centers - center, axis=1))) if len(train) > 1 else 0.0
-        far = float(np.median([c.far for c in train]))
-        extent = max(spread + far, 1e-6)
-        return cls(center=center, scale=target_radius / extent)
+        framing = choose_framing(scene, method, scene_box)
+        return cls(center=np.asarray(framing.center, dtype=np.float64), scale=target_radius / framing.radius)

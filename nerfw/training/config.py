@@ -37,6 +37,8 @@ class TrainConfig:
     focal: float = 0.0  # focal length in pixels of the original images when the dataset has none (Cambridge without nvm)
     sevenscenes_focal: float = 525.0  # 7-Scenes colour focal in pixels at 640x480 (525; 585 is the depth camera's)
     test_every: int = 8  # COLMAP / LLFF / single transforms.json: every N-th image is a test image
+    framing: str = "auto"  # auto|points|focus|frustum|cameras: how the content ball is found (nerfw/data/framing.py)
+    scene_box: str = ""  # x0,y0,z0,x1,y1,z1 in dataset units: the content box, overriding --framing
     use_cache: bool = True  # read an existing image cache (keyed by a hash, so never stale) (seed: False)
     if_save_cache: bool = True  # write the image cache
     # --- optimisation
@@ -198,6 +200,8 @@ def validate(cfg: Config) -> None:
         (t.img_downscale >= 1, f"--img_downscale must be >= 1, got {t.img_downscale}"),
         (t.sevenscenes_focal > 0, f"--sevenscenes_focal must be > 0, got {t.sevenscenes_focal}"),
         (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),
+        (t.framing in ("auto", "points", "focus", "frustum", "cameras"),
+         f"--framing must be auto, points, focus, frustum or cameras, got {t.framing}"),
         (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),

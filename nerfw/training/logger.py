@@ -1,6 +1,7 @@
 """Progress bar, plain log, loss_log.txt and TensorBoard, all on rank 0 only."""
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -8,7 +9,9 @@ import time
 import numpy as np
 import torch
 
-TB_SCALARS = ("train/loss", "train/psnr", "train/mse", "train/beta", "train/lr")
+TB_SCALARS = ("train/loss", "train/psnr", "train/mse", "train/beta", "train/lr", "train/transient_share",
+              "train/transient_pixels")
+MONITORED = ("transient_share", "transient_pixels")  # step figures that are not loss terms
 TB_IMAGES = ("val/rgb", "val/static", "val/transient", "val/depth", "val/beta")
 
 
@@ -22,6 +25,9 @@ class TrainLogger:
         self.bar = self.writer = self.file = None
         self.last_time = time.time()
         self.last_step = 0
+        self.window_transient: list[float] = []
+        self.window_transient_pixels: list[float] = []
+        self.summary: dict | None = None  # the last logged training figures, written to train_summary.json
 
     def info(self, message: str) -> None:
         if not self.enabled:
@@ -59,6 +65,8 @@ class TrainLogger:
         if not self.enabled:
             return
         psnr = psnr_from_mse(float(means["mse"]))
+        self.window_transient.append(float(terms.get("transient_share", 0.0)))
+        self.window_transient_pixels.append(float(terms.get("transient_pixels", 0.0)))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{float(means['loss']):.4f}", psnr=f"{psnr:.2f}")
@@ -70,12 +78,21 @@ class TrainLogger:
         scalars = {"train/loss": float(means["loss"]), "train/psnr": psnr, "train/mse": float(means["mse"]),
                    "train/beta": float(means["beta"]), "train/lr": lr}
         for key, value in terms.items():  # this rank's individual loss terms
+            if key in MONITORED:
+                continue
             if key not in ("total", "mse", "beta"):
                 scalars[f"loss_terms/{key}"] = float(value.detach())
+        # transient share: averaged over the steps since the last log line (this rank's rays)
+        scalars["train/transient_share"] = float(np.mean(self.window_transient))
+        scalars["train/transient_pixels"] = float(np.mean(self.window_transient_pixels))
+        self.window_transient, self.window_transient_pixels = [], []
+        self.summary = {"step": step, "train_psnr": psnr, "transient_share": scalars["train/transient_share"],
+                        "transient_pixels": scalars["train/transient_pixels"], "beta": scalars["train/beta"]}
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, step)
         line = (f"step {step} loss {scalars['train/loss']:.5f} psnr {psnr:.2f} lr {lr:.2e} "
-                f"beta {scalars['train/beta']:.3f} {rate:.2f} steps/s")
+                f"beta {scalars['train/beta']:.3f} transient {scalars['train/transient_share']:.1%} "
+                f"({scalars['train/transient_pixels']:.1%} of pixels mostly transient) {rate:.2f} steps/s")
         self.file.write(line + "\n")
         self.file.flush()
         if self.bar is None:
@@ -102,6 +119,8 @@ class TrainLogger:
         if self.bar is not None:
             self.bar.close()
         self.info(f"finished at step {step}")
+        if self.summary is not None:
+            (self.cfg.train.run_dir / "train_summary.json").write_text(json.dumps(self.summary, indent=1))
         if self.writer is not None:
             self.writer.close()
         if self.file is not None:

@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from nerfw.data.framing import choose_framing, parse_scene_box
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
@@ -59,6 +61,11 @@ class TrainStep(nn.Module):
         terms = self.model.loss(out, rgb, depth)
         terms["mse"] = torch.mean((out.rgb.detach().float() - rgb) ** 2)
         terms["beta"] = out.beta.detach().float().mean()
+        # How much of the training pixels the transient head explains (monitoring only, not in the loss):
+        # the mean transient opacity, and the share of pixels whose colour is mostly transient.
+        transient = out.transient_opacity.detach().float()
+        terms["transient_share"] = transient.mean()
+        terms["transient_pixels"] = (transient > 0.5).float().mean()
         return terms
 
 
@@ -116,6 +123,14 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
     }
 
 
+def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, str]:
+    """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
+    Returns the normalisation and a line for the log."""
+    framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box))
+    normalization = Normalization(center=np.asarray(framing.center, dtype=np.float64), scale=1.0 / framing.radius)
+    return normalization, framing.describe()
+
+
 # ----------------------------------------------------------------------------- the loop
 def step_seed(seed: int, rank: int, step: int) -> int:
     """Sampling randomness of a step depends only on (seed, rank, step): resuming replays it exactly."""
@@ -153,7 +168,11 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     logger = TrainLogger(cfg, enabled=is_main)
     scene, cache = load_training_data(cfg, save_cache=cfg.train.if_save_cache and is_main)
     resume = find_resume_checkpoint(cfg, logger.info)
-    normalization = (Normalization.from_dict(resume[1]["normalization"]) if resume else Normalization.fit(scene))
+    framing_note = ("framing: kept from the resumed checkpoint" if resume else "")
+    if resume:
+        normalization = Normalization.from_dict(resume[1]["normalization"])
+    else:
+        normalization, framing_note = fit_normalization(scene, cfg)
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
                          world_size, cfg.train.seed)
     n_total = total_steps(cfg, batcher.steps_per_epoch)
@@ -180,6 +199,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
                     f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
+    logger.info(framing_note)
     t0 = time.time()
     stop = False
     while progress.step < n_total and not stop:

@@ -1,0 +1,159 @@
+"""Scene framing: where the content is, so that the field's well-resolved region holds it.
+
+The grid field contracts space (mip-NeRF 360 Eq. 10): the unit ball of the model frame is kept as is and
+sampled at the planes' finest resolution; everything outside is squeezed into the shell 1 < |x| < 2. A
+framing is a centre and a radius in the dataset's frame; :class:`nerfw.data.scene.Normalization` maps that
+ball to the unit ball. Framing by the cameras (the previous rule, ``--framing cameras``) fails on
+internet collections: a few distant cameras make the camera spread many times the landmark's size, so the
+landmark ends up a handful of cells across. Framing by content looks at what the cameras see:
+
+``points``   the dataset's sparse SfM points (COLMAP, NVM): centre = per-axis median, radius = the
+             ``quantile``-th distance from it (robust to stray far points and to outlier cameras).
+``focus``    no points: the point closest to all training cameras' optical axes (least squares), when the
+             axes converge (object-centric captures, orbits); radius = the frustum's half-width at the
+             median camera distance to that point, i.e. what a typical view sees around its centre.
+``frustum``  forward-facing or walking captures (axes nearly parallel): points on each training camera's
+             frustum at its near bound and at the geometric mean of its near and far bounds; centre and
+             radius as for ``points``.
+``cameras``  the old rule: centre = median camera, radius = camera spread + median far bound (everything,
+             cameras included, inside the unit ball). Best for small bounded rooms with --unbounded False.
+``auto``     points if the dataset has at least MIN_POINTS of them, else focus if the axes converge, else
+             frustum.
+``--scene_box x0,y0,z0,x1,y1,z1`` (dataset units) overrides all of them: centre = box centre, radius =
+half its diagonal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nerfw.errors import ConfigError
+
+METHODS = ("auto", "points", "focus", "frustum", "cameras")
+MIN_POINTS = 50  # fewer sparse points than this say little about where the content is
+QUANTILE = 0.9  # the content ball holds this share of the content points
+MIN_AXIS_SPREAD = 0.02  # smallest eigenvalue of mean(I - d d^T) for converging axes (about 8 deg of spread)
+
+
+@dataclass
+class Framing:
+    center: np.ndarray  # [3] dataset frame
+    radius: float  # dataset units: this ball becomes the model frame's unit ball
+    method: str  # what decided it (one of METHODS, or "scene_box")
+    reason: str  # one line for logs and `nerfw inspect`
+
+    def describe(self) -> str:
+        c = ", ".join(f"{v:.4g}" for v in self.center)
+        return f"framing: {self.method}: centre ({c}), radius {self.radius:.4g} dataset units; {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"center": [float(v) for v in self.center], "radius": float(self.radius), "method": self.method,
+                "reason": self.reason}
+
+
+def parse_scene_box(text: str) -> np.ndarray | None:
+    """"x0,y0,z0,x1,y1,z1" -> [2, 3] (min corner, max corner) or None for an empty string."""
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    box = np.asarray(values).reshape(-1, 3) if len(values) == 6 else None
+    if box is None or not np.all(np.isfinite(box)) or np.any(box[1] <= box[0]):
+        raise ConfigError(f"--scene_box {text!r}: expected six numbers x0,y0,z0,x1,y1,z1 with x1>x0, y1>y0, z1>z0 "
+                          "(dataset units)")
+    return box
+
+
+def robust_ball(points: np.ndarray, quantile: float = QUANTILE) -> tuple[np.ndarray, float]:
+    """Centre (per-axis median) and radius (quantile of distances) of a point set [N, 3]."""
+    center = np.median(points, axis=0)
+    radius = float(np.quantile(np.linalg.norm(points - center, axis=1), quantile))
+    return center, max(radius, 1e-9)
+
+
+def axes_focus(cameras) -> tuple[np.ndarray, float, float]:
+    """Least-squares point nearest to all optical axes -> (point [3], axis spread, share of cameras it is in
+    front of). The spread is the smallest eigenvalue of mean(I - d d^T): 0 when all axes are parallel."""
+    A, b = np.zeros((3, 3)), np.zeros(3)
+    for cam in cameras:
+        d = cam.T_world_cam[:3, 2] / np.linalg.norm(cam.T_world_cam[:3, 2])
+        P = np.eye(3) - np.outer(d, d)  # projects onto the plane orthogonal to the axis
+        A += P
+        b += P @ cam.center
+    A /= len(cameras)
+    b /= len(cameras)
+    spread = float(np.linalg.eigvalsh(A)[0])
+    if spread < 1e-9:
+        return np.full(3, np.nan), spread, 0.0
+    focus = np.linalg.solve(A, b)
+    in_front = np.mean([float((focus - c.center) @ c.T_world_cam[:3, 2]) > 0 for c in cameras])
+    return focus, spread, float(in_front)
+
+
+def half_fov_tangent(cam) -> float:
+    """tan of the half field of view along the image's shorter side."""
+    return 0.5 * min(cam.width / cam.fx, cam.height / cam.fy)
+
+
+def frustum_points(cameras) -> np.ndarray:
+    """Points on each camera's frustum (3x3 pixel grid) at its near bound and at sqrt(near * far). [N, 3]"""
+    out = []
+    for cam in cameras:
+        near = cam.near if np.isfinite(cam.near) and cam.near > 0 else None
+        far = cam.far if np.isfinite(cam.far) and cam.far > 0 else None
+        if near is None or far is None:
+            continue
+        u, v = np.meshgrid(np.array([0.1, 0.5, 0.9]) * cam.width, np.array([0.1, 0.5, 0.9]) * cam.height)
+        d_cam = np.stack([(u.ravel() - cam.cx) / cam.fx, (v.ravel() - cam.cy) / cam.fy, np.ones(9)], axis=-1)
+        d = d_cam @ cam.T_world_cam[:3, :3].T
+        for depth in (near, np.sqrt(near * far)):
+            out.append(cam.center + depth * d)
+    return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+def cameras_framing(train) -> Framing:
+    centers = np.stack([c.center for c in train])
+    center = np.median(centers, axis=0)
+    spread = float(np.max(np.linalg.norm(centers - center, axis=1))) if len(train) > 1 else 0.0
+    far = float(np.median([c.far for c in train]))
+    return Framing(center, max(spread + far, 1e-6), "cameras",
+                   f"camera spread {spread:.4g} + median far bound {far:.4g}")
+
+
+def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None) -> Framing:
+    """The framing of a scene's training cameras and points (see the module docstring)."""
+    if method not in METHODS:
+        raise ConfigError(f"--framing {method!r}: expected one of {', '.join(METHODS)}")
+    train = scene.split("train") or scene.cameras
+    if scene_box is not None:
+        box = np.asarray(scene_box, dtype=np.float64).reshape(2, 3)
+        return Framing(box.mean(axis=0), float(np.linalg.norm(box[1] - box[0]) / 2), "scene_box",
+                       "given by --scene_box")
+    points = scene.points[np.all(np.isfinite(scene.points), axis=1)] if scene.points is not None else None
+    n_points = 0 if points is None else len(points)
+    if method == "points" or (method == "auto" and n_points >= MIN_POINTS):
+        if n_points == 0:
+            raise ConfigError("--framing points: the dataset has no sparse points")
+        center, radius = robust_ball(points)
+        return Framing(center, radius, "points",
+                       f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median")
+    if method == "cameras" or len(train) < 2:
+        return cameras_framing(train)
+    focus, spread, in_front = axes_focus(train)
+    if method == "focus" or (method == "auto" and spread >= MIN_AXIS_SPREAD and in_front >= 0.8):
+        if not np.all(np.isfinite(focus)):
+            raise ConfigError("--framing focus: the training cameras' optical axes are parallel")
+        distances = np.array([np.linalg.norm(c.center - focus) for c in train])
+        radius = float(np.median(distances * np.array([half_fov_tangent(c) for c in train])))
+        return Framing(focus, max(radius, 1e-6), "focus",
+                       f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) "
+                       f"at median distance {np.median(distances):.4g}; radius = half the view there")
+    pts = frustum_points(train)
+    if len(pts) == 0:
+        return cameras_framing(train)
+    center, radius = robust_ball(pts)
+    return Framing(center, radius, "frustum",
+                   f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)")

@@ -1,0 +1,102 @@
+"""Scene framing from content (nerfw/data/framing.py): sparse points, converging axes, forward-facing frusta."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nerfw.data.conventions import make_T
+from nerfw.data.framing import axes_focus, choose_framing, parse_scene_box
+from nerfw.data.scene import CameraView, Normalization, SceneData
+from nerfw.errors import ConfigError
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+def look_at(center, target) -> np.ndarray:
+    """T_world_cam (OpenCV axes) of a camera at `center` looking at `target`, world up = +z."""
+    z = np.asarray(target, float) - center
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return make_T(np.stack([x, y, z], axis=1), center)
+
+
+def view(T, near=0.5, far=20.0, split="train") -> CameraView:
+    return CameraView("img.png", Path("img.png"), split, 200, 100, 100.0, 100.0, 100.0, 50.0, T, near, far)
+
+
+def orbit(target, radius, n, height=0.5):
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return [view(look_at(np.array([radius * np.cos(a), radius * np.sin(a), height]) + target, target))
+            for a in angles]
+
+
+def test_points_framing_ignores_far_cameras():
+    """A 1-unit landmark seen by near cameras plus two cameras 60 units away: the ball is the landmark's."""
+    rng = np.random.default_rng(0)
+    target = np.array([5.0, -3.0, 1.0])
+    cams = orbit(target, 3.0, 20) + [view(look_at(target + [60.0, 0, 5], target)),
+                                     view(look_at(target + [0, -60.0, 5], target))]
+    points = target + rng.uniform(-0.5, 0.5, (500, 3))
+    scene = SceneData("colmap", Path("."), cams, points=np.concatenate([points, [[400.0, 0, 0]]]))
+    framing = choose_framing(scene)
+    assert framing.method == "points"
+    assert np.linalg.norm(framing.center - target) < 0.1
+    assert 0.5 < framing.radius < 0.9  # 90 % of a unit cube's points lie within ~0.7 of its centre
+    norm = Normalization.fit(scene)
+    assert norm.scale == pytest.approx(1.0 / framing.radius)
+    # the old camera rule made the landmark tiny: spread ~60 + far 20 -> scale ~1/80
+    assert choose_framing(scene, "cameras").radius > 50
+
+
+def test_focus_framing_finds_the_orbit_target():
+    target = np.array([1.0, 2.0, 0.3])
+    scene = SceneData("transforms", Path("."), orbit(target, 4.0, 16))
+    focus, spread, in_front = axes_focus(scene.cameras)
+    assert np.linalg.norm(focus - target) < 1e-6 and in_front == 1.0 and spread > 0.3
+    framing = choose_framing(scene)
+    assert framing.method == "focus"
+    # radius = distance * half the view on the short side: sqrt(16 + 0.25) * 0.5 * 100 / 100
+    assert framing.radius == pytest.approx(np.sqrt(16.25) * 0.5, rel=1e-6)
+
+
+def test_forward_facing_uses_frusta_in_front_of_the_cameras():
+    cams = [view(make_T(np.eye(3), [x, y, 0.0]), near=2.0, far=8.0) for x in (-0.3, 0, 0.3) for y in (-0.2, 0.2)]
+    framing = choose_framing(SceneData("llff", Path("."), cams))
+    assert framing.method == "frustum"
+    # content between z = 2 and sqrt(2 * 8) = 4 straight ahead
+    assert 2.0 < framing.center[2] < 4.0 and abs(framing.center[0]) < 0.5
+    assert 1.0 < framing.radius < 4.0
+
+
+def test_scene_box_overrides_and_bad_boxes_fail_clearly():
+    scene = SceneData("transforms", Path("."), orbit(np.zeros(3), 4.0, 8))
+    framing = choose_framing(scene, scene_box=parse_scene_box("0,0,0,2,4,4"))
+    assert framing.method == "scene_box"
+    np.testing.assert_allclose(framing.center, [1, 2, 2])
+    assert framing.radius == pytest.approx(3.0)
+    for bad in ("1,2,3", "0,0,0,1,1,a", "0,0,0,1,-1,1"):
+        with pytest.raises(ConfigError, match="scene_box"):
+            parse_scene_box(bad)
+    with pytest.raises(ConfigError, match="framing"):
+        choose_framing(scene, "nonsense")
+
+
+@pytest.mark.skipif(not (REAL / "fox").is_dir(), reason="shared real data not available")
+def test_real_fox_is_framed_on_the_fox():
+    """instant-ngp's fox: the cameras orbit the fox head; the ball's centre is in front of every camera and
+    the cameras sit a few radii away, instead of the whole camera rig fitting in the unit ball."""
+    from nerfw.data.loader import load_scene
+
+    scene = load_scene(REAL / "fox")
+    framing = choose_framing(scene)
+    assert framing.method == "focus"
+    train = scene.split("train")
+    for cam in train:
+        assert (framing.center - cam.center) @ cam.T_world_cam[:3, 2] > 0
+    distances = np.array([np.linalg.norm(c.center - framing.center) for c in train]) / framing.radius
+    assert 1.5 < np.median(distances) < 5.0
+    assert choose_framing(scene, "cameras").radius > 5 * framing.radius
