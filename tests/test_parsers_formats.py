@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from nerfw.data import conventions as cv
+from nerfw.data.conventions import Distortion
 from nerfw.data.export import write_transforms
 from nerfw.data.loader import detect_format, load_scene
 from nerfw.data.parsers import colmap, sevenscenes
@@ -234,17 +235,20 @@ def test_corrupt_binary_point_count_is_a_dataset_error(tmp_path, content):
         colmap.read_cameras_bin(path)
 
 
-def test_colmap_distortion_warned_and_bad_lines(tmp_path):
+def test_colmap_distortion_kept_and_bad_lines(tmp_path):
     root = tmp_path / "m"
     shutil.copytree(real("colmap_maupertuis_kapture"), root)
     cams = root / "reconstruction" / "cameras.txt"
     cams.write_text("# c\n1 OPENCV 1919 1079 1800 1790 959.5 539.5 0.01 0 0 0\n")
     scene = load_scene(root)
-    assert scene.cameras[0].fy == 1790 and any("OPENCV" in w and "ignored" in w for w in scene.warnings)
+    assert scene.cameras[0].fy == 1790 and not scene.warnings
+    assert scene.cameras[0].distortion == Distortion("opencv", [0.01, 0, 0, 0])
     cams.write_text("# c\n1 PINHOLE 1919 1079 1800 1790 959.5\n")
     with pytest.raises(DatasetError, match=r"cameras.txt:2: expected 4 numbers"):
         load_scene(root)
-    cams.write_text("1 OPENCV_FISHEYE 1919 1079 1 1 1 1 0 0 0 0\n")
+    cams.write_text("1 OPENCV_FISHEYE 1919 1079 1 1 1 1 0 0 0 0\n")  # zero coefficients: no distortion
+    assert load_scene(root).cameras[0].distortion is None
+    cams.write_text("1 FOV 1919 1079 1800 1800 959.5 539.5 0.9\n")
     with pytest.raises(DatasetError, match="not supported"):
         load_scene(root)
     (root / "images" / "02.jpg").unlink()
@@ -365,14 +369,17 @@ def tiny_transforms(root: Path, extra: dict) -> Path:
     return root
 
 
-def test_transforms_distortion_is_warned_and_fisheye_refused(tmp_path):
+def test_transforms_distortion_is_kept_and_equirectangular_refused(tmp_path):
     plain = load_scene(tiny_transforms(tmp_path / "plain", {"camera_model": "OPENCV", "k1": 0.0}))
-    assert not any("distortion" in w for w in plain.warnings)
+    assert not any("distortion" in w for w in plain.warnings) and plain.cameras[0].distortion is None
     distorted = load_scene(tiny_transforms(tmp_path / "dist", {"camera_model": "OPENCV", "k1": 0.2, "p2": 0.01}))
-    assert any("2 frame(s) with distortion coefficients" in w for w in distorted.warnings)
-    with pytest.raises(DatasetError, match="transforms.json: frame 'im0.png': camera_model OPENCV_FISHEYE is not "
+    assert not any("distortion" in w or "k4" in w for w in distorted.warnings)
+    assert all(c.distortion == Distortion("opencv", [0.2, 0, 0, 0.01]) for c in distorted.cameras)
+    fish = load_scene(tiny_transforms(tmp_path / "fish", {"camera_model": "OPENCV_FISHEYE", "k1": 0.1, "k4": 0.01}))
+    assert fish.cameras[1].distortion == Distortion("fisheye", [0.1, 0, 0, 0.01])
+    with pytest.raises(DatasetError, match="transforms.json: frame 'im0.png': camera_model EQUIRECTANGULAR is not "
                                            "supported"):
-        load_scene(tiny_transforms(tmp_path / "fish", {"camera_model": "OPENCV_FISHEYE"}))
+        load_scene(tiny_transforms(tmp_path / "equi", {"camera_model": "EQUIRECTANGULAR"}))
 
 
 # ----------------------------------------------------------------------------- export round trip + detection

@@ -4,6 +4,13 @@ Poses go out with OpenGL axes (conventions.T_world_cam_to_opengl) in the dataset
 every frame carries fl_x, fl_y, cx, cy, w, h of the image file it points at, near and far (extra keys other
 tools ignore) and file_path relative to the json's folder (or absolute with --absolute_paths). The splits are
 written as nerfstudio's train_filenames / val_filenames / test_filenames.
+
+Lens distortion: a distorted frame carries ``nerfw_distortion`` ({"model", "coeffs"}, exact, what nerfw reads
+back first) and, where nerfstudio's models express it exactly, nerfstudio's keys too: "opencv" without the
+rational terms (k4 = k5 = k6 = 0) as k1 k2 p1 p2 k3 (camera_model OPENCV), "fisheye" as k1 k2 k3 k4
+(camera_model OPENCV_FISHEYE). The top-level camera_model is OPENCV_FISHEYE when every distorted frame is fisheye,
+else OPENCV; a frame whose model differs says so in its own camera_model. Rational OpenCV and VisualSfM ("nvm")
+lenses have no nerfstudio form: only nerfw_distortion is written, and the export says so.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import os
 from pathlib import Path
 
 from nerfw.data.cli import add_dataset_args, load_from_args
-from nerfw.data.conventions import T_world_cam_to_opengl
+from nerfw.data.conventions import Distortion, T_world_cam_to_opengl
 from nerfw.data.parsers.common import image_size
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import ConfigError
@@ -32,15 +39,33 @@ def _intrinsics_of_file(c: CameraView) -> dict:
     return {"fl_x": c.fx * sx, "fl_y": c.fy * sy, "cx": c.cx * sx, "cy": c.cy * sy, "w": w, "h": h}
 
 
+def lens_keys(distortion: Distortion | None) -> tuple[str, dict]:
+    """(nerfstudio camera_model, keys) of a frame's lens: nerfstudio's k / p keys where its models express the
+    lens exactly, and always nerfw's exact nerfw_distortion. camera_model "" when nerfstudio has no such lens."""
+    if distortion is None or distortion.is_identity:
+        return "OPENCV", {}
+    keys = {"nerfw_distortion": distortion.to_dict()}
+    c = distortion.coeffs
+    if distortion.model == "fisheye":
+        return "OPENCV_FISHEYE", {**dict(zip(("k1", "k2", "k3", "k4"), c)), **keys}
+    if distortion.model == "opencv" and not any(c[5:]):
+        return "OPENCV", {**dict(zip(("k1", "k2", "p1", "p2", "k3"), c[:5])), **keys}
+    return "", keys
+
+
 def to_transforms(scene: SceneData, out_dir: Path, absolute: bool = False) -> dict:
     """nerfstudio transforms.json content for a scene."""
     frames, splits = [], {"train": [], "val": [], "test": []}
-    for c in scene.cameras:
+    lenses = [lens_keys(c.distortion) for c in scene.cameras]
+    distorted = [model for (model, keys) in lenses if keys]
+    top_model = "OPENCV_FISHEYE" if distorted and all(m == "OPENCV_FISHEYE" for m in distorted) else "OPENCV"
+    for c, (model, keys) in zip(scene.cameras, lenses):
         path = _file_path(c, out_dir, absolute)
+        own = {"camera_model": model} if model and model != top_model else {}
         frames.append({"file_path": path, "transform_matrix": T_world_cam_to_opengl(c.T_world_cam).tolist(),
-                       **_intrinsics_of_file(c), "near": c.near, "far": c.far})
+                       **_intrinsics_of_file(c), **own, **keys, "near": c.near, "far": c.far})
         splits.setdefault(c.split, []).append(path)
-    meta = {"camera_model": "OPENCV", "nerfw_source_format": scene.format, "nerfw_axes": "opengl",
+    meta = {"camera_model": top_model, "nerfw_source_format": scene.format, "nerfw_axes": "opengl",
             "frames": frames}
     meta.update({f"{s}_filenames": names for s, names in splits.items() if names and s in ("train", "val", "test")})
     return meta
@@ -65,4 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     scene = load_from_args(args)
     path = write_transforms(scene, Path(args.out), args.absolute_paths)
     print(f"wrote {len(scene.cameras)} cameras ({scene.format}) to {path}")
+    only_nerfw = sum(1 for c in scene.cameras if lens_keys(c.distortion)[0] == "")
+    if only_nerfw:
+        print(f"note: {only_nerfw} camera(s) have a lens model nerfstudio cannot express (rational OpenCV or "
+              "VisualSfM radial); it is written as nerfw_distortion only, which other tools ignore")
     return 0

@@ -22,10 +22,13 @@ FACES_PER_CAMERA = 6
 
 
 def frustum_vertices(camera: CameraView, size: float) -> np.ndarray:
-    """[5, 3] world points: the centre, then image corners (0,0), (W,0), (W,H), (0,H) at z-depth `size`."""
+    """[5, 3] world points: the centre, then image corners (0,0), (W,0), (W,H), (0,H) at z-depth `size`
+    (the corners' rays through the lens model when the camera has one; pinhole where it has no inverse)."""
+    from nerfw.training.ray_batches import lens_normalized
+
     corners = np.array([[0, 0], [camera.width, 0], [camera.width, camera.height], [0, camera.height]], float)
-    rays = np.stack([(corners[:, 0] - camera.cx) / camera.fx, (corners[:, 1] - camera.cy) / camera.fy,
-                     np.ones(4)], axis=-1) * size
+    xy, _ = lens_normalized(camera.fx, camera.fy, camera.cx, camera.cy, corners, camera.distortion)
+    rays = np.concatenate([xy, np.ones((4, 1))], axis=-1) * size
     T = camera.T_world_cam
     return np.concatenate([T[:3, 3][None], rays @ T[:3, :3].T + T[:3, 3]])
 

@@ -71,8 +71,8 @@ def depth_points(cameras: list, max_views: int = 64, stride: int = 8) -> np.ndar
     For datasets without sparse points (7-Scenes): they tell the box where the walls are. Raw Kinect depth is
     not registered to the colour camera; a few centimetres do not matter for a bounding box.
     """
-    from nerfw.data.conventions import camera_rays
     from nerfw.data.parsers.sevenscenes import read_depth_m
+    from nerfw.training.ray_batches import lens_normalized
 
     with_depth = [c for c in cameras if c.depth_path is not None and Path(c.depth_path).is_file()]
     chosen = with_depth[:: max(1, len(with_depth) // max_views)][:max_views]
@@ -83,17 +83,23 @@ def depth_points(cameras: list, max_views: int = 64, stride: int = 8) -> np.ndar
         z = full[::stride, ::stride]
         v, u = np.nonzero(np.isfinite(z))
         uv = np.stack([(u * stride + 0.5), (v * stride + 0.5)], axis=-1)  # [n, 2] depth-map pixels
-        o, d = camera_rays(c.fx * sx, c.fy * sy, c.cx * sx, c.cy * sy, c.T_world_cam, uv)
-        out.append(o + d * z[v, u][:, None])  # t is z-depth
+        # through the lens (normalised coefficients: the depth map's size does not change them); pixels outside
+        # the lens model's domain use the pinhole direction, as in training
+        xy, _ = lens_normalized(c.fx * sx, c.fy * sy, c.cx * sx, c.cy * sy, uv, c.distortion)
+        d = np.concatenate([xy, np.ones((len(xy), 1))], -1) @ c.T_world_cam[:3, :3].T
+        out.append(c.center + d * z[v, u][:, None])  # t is z-depth
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
 def frustum_points(cameras: list) -> np.ndarray:
     """[5 * n, 3]: each camera's principal point and image corners at its far bound (last resort)."""
+    from nerfw.training.ray_batches import lens_normalized
+
     pts = []
     for c in cameras:
         uv = np.array([[c.cx, c.cy], [0, 0], [c.width, 0], [0, c.height], [c.width, c.height]], float)
-        rays = np.stack([(uv[:, 0] - c.cx) / c.fx, (uv[:, 1] - c.cy) / c.fy, np.ones(5)], -1) * c.far
+        xy, _ = lens_normalized(c.fx, c.fy, c.cx, c.cy, uv, c.distortion)  # the corners through the lens
+        rays = np.concatenate([xy, np.ones((5, 1))], -1) * c.far
         pts.append(rays @ c.T_world_cam[:3, :3].T + c.center)
     return np.concatenate(pts)
 

@@ -4,6 +4,10 @@ Outputs under OUTDIR: rgb/, static/, transient/, depth/ (colour-mapped PNG and r
 units), beta/ (colour-mapped), and rgb.mp4 (and depth.mp4) for paths and poses files. Frames keep the
 dataset's relative names (seq3/frame00001.png). Rendering is deterministic (no jitter at test time).
 
+Lens: frames are undistorted pinhole images of the cameras' intrinsics by default; with --keep_distortion a
+camera with lens distortion (COLMAP OPENCV, transforms.json k1.., NVM radial, ...) is rendered as its lens saw
+it, pixel for pixel comparable with the dataset's photographs (nerfw eval always scores that way).
+
 --appearance: "mean" (default), an image id or name ("12", "seq1/frame00003.png"), an explicit vector
 ("vec:0.1,-0.3,..."), or "interp:A,B[,t]" (a fixed mix at t, or, without t, a sweep from A to B over the frames).
 """
@@ -169,7 +173,8 @@ def render_all(run, args, log=print) -> dict:
         if from_dataset and camera.split == "train" and args.appearance in ("", "mean"):
             vec = run.model.appearance_vector(image_id=own_id)
         out = render_camera(run.model, camera, run.normalization, args.chunk, appearance=vec, image_id=own_id,
-                            use_transient=use_transient, fast=args.quality == "fast")
+                            use_transient=use_transient, fast=args.quality == "fast",
+                            distortion=args.keep_distortion)
         save_frame(out_dir, camera.name, out)
         rgb_frames.append(out["rgb"])
         depth_frames.append(out["depth_vis"])
@@ -199,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cy", type=float, default=0.0, help=f"principal point y in pixels {intrinsics}")
     p.add_argument("--width", type=int, default=0, help=f"image width {intrinsics}")
     p.add_argument("--height", type=int, default=0, help=f"image height {intrinsics}")
+    p.add_argument("--keep_distortion", action="store_true",
+                   help="render through the cameras' lens distortion, as the photographs were taken (default: "
+                        "undistorted pinhole images of the same intrinsics)")
     p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
     p.add_argument("--quality", choices=["fast", "full"], default="fast",
                    help="fast: the grid field's inference approximations (nerfw/model/fast_render.py; static "

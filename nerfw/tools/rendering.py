@@ -1,18 +1,30 @@
-"""Render whole images from a trained model at any camera (dataset frame), chunked to bound memory."""
+"""Render whole images from a trained model at any camera (dataset frame), chunked to bound memory.
+
+Lens: with ``distortion=True`` (the default, what evaluation needs: its ground-truth images are the distorted
+photographs) a camera with a Distortion is rendered as its lens saw it, pixel by pixel through the lens model
+(pixels outside the model's domain use their pinhole direction, as in training). ``distortion=False`` renders
+the ideal pinhole camera of the same intrinsics: an undistorted image (what ``nerfw render`` writes by default).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from nerfw.data.conventions import camera_rays, pixel_centers
+from nerfw.data.conventions import pixel_centers
 from nerfw.data.scene import CameraView, Normalization
+from nerfw.training.ray_batches import lens_normalized
 
 
-def camera_rays_model(camera: CameraView, normalization: Normalization, device="cpu"):
-    """All rays of a camera in the model frame: (o [HW,3], d [HW,3], near [HW], far [HW]) float32 tensors."""
+def camera_rays_model(camera: CameraView, normalization: Normalization, device="cpu", distortion: bool = True):
+    """All rays of a camera in the model frame: (o [HW,3], d [HW,3], near [HW], far [HW]) float32 tensors.
+
+    distortion: through the camera's lens model (True) or as an undistorted pinhole camera (False)."""
     uv = pixel_centers(camera.width, camera.height)
     T_model_cam = normalization.pose_to_model(camera.T_world_cam)
-    o, d = camera_rays(camera.fx, camera.fy, camera.cx, camera.cy, T_model_cam, uv)
+    xy, _ = lens_normalized(camera.fx, camera.fy, camera.cx, camera.cy, uv,
+                            camera.distortion if distortion else None)
+    d = np.concatenate([xy, np.ones((len(uv), 1))], axis=-1) @ T_model_cam[:3, :3].T  # camera z = 1
+    o = np.broadcast_to(T_model_cam[:3, 3], d.shape)
     n = len(uv)
     as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)  # noqa: E731
     near = torch.full((n,), camera.near * normalization.scale, dtype=torch.float32, device=device)
@@ -42,15 +54,17 @@ def colorize(values: np.ndarray, lo: float | None = None, hi: float | None = Non
 @torch.no_grad()
 def render_camera(model, camera: CameraView, normalization: Normalization, chunk: int = 4096,
                   appearance: torch.Tensor | None = None, image_id: int = 0, use_transient: bool = False,
-                  device=None, fast: bool = False) -> dict:
+                  device=None, fast: bool = False, distortion: bool = True) -> dict:
     """Render one view. Returns numpy arrays: rgb, rgb_static, rgb_transient [H,W,3] in [0,1]; depth [H,W]
     (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, opacity,
     beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3].
-    fast=True: the static scene with nerfw.model.fast_render's approximations (grid field, transient head off)."""
+    fast=True: the static scene with nerfw.model.fast_render's approximations (grid field, transient head off).
+    distortion: render through the camera's lens model (True, as the photographs were taken) or as an undistorted
+    pinhole image (False)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    o, d, near, far = camera_rays_model(camera, normalization, device)
+    o, d, near, far = camera_rays_model(camera, normalization, device, distortion=distortion)
     ids = torch.full((len(o),), int(image_id), dtype=torch.long, device=device)
     if appearance is not None:
         appearance = appearance.to(device)
@@ -76,6 +90,7 @@ def render_view(model, table, image_id: int, camera: CameraView, chunk: int, app
     T[:3, :3] = table.R[image_id].numpy()
     T[:3, 3] = table.t[image_id].numpy()
     cam = CameraView(camera.name, camera.image_path, camera.split, camera.width, camera.height, camera.fx,
-                     camera.fy, camera.cx, camera.cy, T, float(table.near[image_id]), float(table.far[image_id]))
+                     camera.fy, camera.cx, camera.cy, T, float(table.near[image_id]), float(table.far[image_id]),
+                     distortion=camera.distortion)
     return render_camera(model, cam, Normalization(np.zeros(3), 1.0), chunk, appearance=appearance, image_id=image_id,
                          use_transient=True)

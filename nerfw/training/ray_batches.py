@@ -5,14 +5,22 @@ integer in [0, n_pixels); each epoch visits every pixel once in a pseudo-random 
 bijection (a Feistel network with cycle walking), so the order costs O(1) memory for any dataset size,
 changes every epoch, and is the same on every rank. Step s of an epoch takes the global slice
 [s * B_global, (s + 1) * B_global) of that order and rank r its r-th part: ranks are disjoint by construction.
+
+Rays of images with a lens distortion go through the real lens: their pixels are undistorted in float64 by
+conventions.pixels_to_normalized (one call per lens in the batch). A pixel outside the lens model's invertible
+domain (NaN there, or a solution on the far side of the model's fold: see in_lens_domain) falls back to its
+pinhole direction; such pixels are counted and warned about once.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from nerfw.data.conventions import Distortion, distort, pixels_to_normalized
 from nerfw.data.scene import CameraView, Normalization
 
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -57,6 +65,84 @@ class RayBatch:
         return RayBatch(*(move(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
+def _radial_map(distortion: Distortion, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(undistorted radius, distorted radius) of the radial part of a lens along parameter t: the undistorted
+    radius for "opencv" (NaN where the rational denominator is not positive), the angle theta for "fisheye"."""
+    c = distortion.coeffs
+    t2 = t * t
+    if distortion.model == "fisheye":
+        return np.tan(t), t * (1 + t2 * (c[0] + t2 * (c[1] + t2 * (c[2] + t2 * c[3]))))
+    den = 1 + t2 * (c[5] + t2 * (c[6] + t2 * c[7]))
+    return t, t * (1 + t2 * (c[0] + t2 * (c[1] + t2 * c[4]))) / np.where(den > 0, den, np.nan)
+
+
+@functools.lru_cache(maxsize=4096)
+def fold_radius(distortion: Distortion) -> float:
+    """The undistorted radius where the radial part of an "opencv" / "fisheye" lens model stops increasing (its
+    fold; inf when it increases out to radius 50 or, fisheye, to 90 degrees). Beyond it the model has no inverse.
+    A scan on a coarse grid, then on a fine one inside the first bracket that turns back (to ~1e-7 of the range)."""
+    lo, hi = 0.0, (np.pi / 2 if distortion.model == "fisheye" else 50.0)
+    for _ in range(3):
+        t = np.linspace(lo, hi, 2001)
+        r, rd = _radial_map(distortion, t)
+        bad = np.flatnonzero(~(np.diff(rd) > 0))  # turning back, or the rational denominator crossed zero
+        if not len(bad):
+            return float("inf") if lo == 0.0 else float(r[-1])
+        lo, hi = t[max(bad[0] - 1, 0)], t[bad[0] + 1]
+    return float(_radial_map(distortion, np.array([lo]))[0][0])
+
+
+def in_lens_domain(distortion: Distortion, xy_d: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """[N] bool: xy [N, 2] is the undistortion of xy_d [N, 2] on the lens model's invertible branch.
+
+    Newton can converge to a solution beyond the fold of the model (where the distortion polynomial turns back)
+    or behind the camera (fisheye theta > 90 degrees): a finite answer that is the ray of another pixel. Valid is:
+    finite, distort(xy) = xy_d, the radius of xy inside the fold of the radial part (fold_radius) and, with
+    tangential terms, the Jacobian of `distort` positive at xy. "nvm" is closed-form: valid while
+    r_d (1 + k r_d^2) still increases at the distorted radius r_d."""
+    ok = np.all(np.isfinite(xy), axis=-1)
+    if distortion.model == "nvm":
+        k = distortion.coeffs[0]
+        return ok & (1 + 3 * k * np.sum(xy_d * xy_d, axis=-1) > 0)
+    safe = np.where(ok[:, None], xy, 0.0)
+    ok &= np.max(np.abs(distort(distortion, safe) - xy_d), axis=-1) < 1e-8 * np.maximum(1, np.abs(xy_d).max(-1))
+    ok &= np.hypot(safe[:, 0], safe[:, 1]) < fold_radius(distortion)
+    if distortion.model == "opencv" and (distortion.coeffs[2] or distortion.coeffs[3]):
+        eps = 1e-7
+        jx = (distort(distortion, safe + [eps, 0]) - distort(distortion, safe - [eps, 0])) / (2 * eps)
+        jy = (distort(distortion, safe + [0, eps]) - distort(distortion, safe - [0, eps])) / (2 * eps)
+        ok &= jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0] > 0
+    return ok
+
+
+def lens_normalized(fx: float, fy: float, cx: float, cy: float, uv: np.ndarray,
+                    distortion: Distortion | None) -> tuple[np.ndarray, int]:
+    """Undistorted normalised coordinates [N, 2] (float64) of pixel coordinates uv [N, 2] through the lens, and
+    how many pixels lay outside the lens model's domain: those get their pinhole coordinates instead."""
+    uv = np.asarray(uv, dtype=np.float64)
+    xy = pixels_to_normalized(fx, fy, cx, cy, uv, distortion)
+    if distortion is None or distortion.is_identity:
+        return xy, 0
+    xy_d = np.stack([(uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy], axis=-1)
+    bad = ~in_lens_domain(distortion, xy_d, xy)
+    n_bad = int(bad.sum())
+    if n_bad:
+        xy[bad] = xy_d[bad]
+    return xy, n_bad
+
+
+def outside_domain_message(n_pixels: int, n_images: int, what: str) -> str:
+    return (f"{n_pixels} {what} of {n_images} image(s) lie outside their lens model's invertible domain (the "
+            "distortion polynomial folds back there); their rays use the pinhole direction")
+
+
+def border_pixels(width: int, height: int) -> np.ndarray:
+    """Centres of the pixels on the image border [n, 2]: where a lens model leaves its domain first."""
+    u, v = np.arange(width) + 0.5, np.arange(height) + 0.5
+    return np.concatenate([np.stack([u, np.full_like(u, v[0])], -1), np.stack([u, np.full_like(u, v[-1])], -1),
+                           np.stack([np.full_like(v, u[0]), v], -1), np.stack([np.full_like(v, u[-1]), v], -1)])
+
+
 class CameraTable:
     """Per-image camera arrays in the model frame, for making rays of any pixel of any image."""
 
@@ -68,11 +154,60 @@ class CameraTable:
         self.near = torch.tensor([c.near * normalization.scale for c in cameras], dtype=torch.float32)
         self.far = torch.tensor([c.far * normalization.scale for c in cameras], dtype=torch.float32)
         self.widths = torch.tensor([c.width for c in cameras])
+        # Lenses: images with the same distortion and intrinsics share one (one undistortion call per batch).
+        self.lens_of_image = np.full(len(cameras), -1, dtype=np.int64)  # [n] index into self.lenses, -1: pinhole
+        self.lenses: list[tuple[float, float, float, float, Distortion]] = []
+        index: dict[tuple, int] = {}
+        border: dict[tuple, list[int]] = {}  # (lens, W, H) -> [border pixels outside the domain, images]
+        for i, c in enumerate(cameras):
+            if c.distortion is None or c.distortion.is_identity:
+                continue
+            key = (float(c.fx), float(c.fy), float(c.cx), float(c.cy), c.distortion)
+            self.lens_of_image[i] = index.setdefault(key, len(index))
+            if len(self.lenses) < len(index):
+                self.lenses.append(key)
+            size = (self.lens_of_image[i], c.width, c.height)
+            if size not in border:
+                border[size] = [lens_normalized(*key[:4], border_pixels(c.width, c.height), c.distortion)[1], 0]
+            border[size][1] += 1
+        self.outside_domain = 0  # rays made so far whose pixel lay outside its lens model's domain
+        affected = [(n, k) for n, k in border.values() if n]
+        self._warned = bool(affected)  # warn once: here, or at the first batch that meets such a pixel
+        if affected:
+            warnings.warn(outside_domain_message(sum(n * k for n, k in affected), sum(k for _, k in affected),
+                                                 "border pixels"), RuntimeWarning, stacklevel=2)
+
+    def _lens_directions(self, image_ids: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
+                         d_cam: torch.Tensor) -> torch.Tensor:
+        """d_cam with the x, y of pixels of distorted images replaced by their undistorted coordinates."""
+        lens = self.lens_of_image[image_ids.cpu().numpy()]
+        todo = lens >= 0
+        if not todo.any():
+            return d_cam
+        uv = torch.stack([u, v], dim=-1).detach().cpu().numpy().astype(np.float64)  # [B, 2]
+        xy = d_cam[:, :2].detach().cpu().numpy().astype(np.float64)
+        n_bad = 0
+        for k in np.unique(lens[todo]):
+            rows = lens == k
+            xy[rows], bad = lens_normalized(*self.lenses[k][:4], uv[rows], self.lenses[k][4])
+            n_bad += bad
+        if n_bad:
+            self.outside_domain += n_bad
+            if not self._warned:
+                self._warned = True
+                n_images = len(np.unique(image_ids.cpu().numpy()[todo]))
+                warnings.warn(outside_domain_message(n_bad, n_images, "ray pixels of a batch"), RuntimeWarning,
+                              stacklevel=3)
+        d_cam = d_cam.clone()
+        d_cam[:, :2] = torch.from_numpy(xy).to(device=d_cam.device, dtype=d_cam.dtype)
+        return d_cam
 
     def rays(self, image_ids: torch.Tensor, u: torch.Tensor, v: torch.Tensor):
         """Rays through continuous pixel coordinates (u, v) of images image_ids -> (o, d, near, far)."""
         fx, fy, cx, cy = self.intrinsics[image_ids].unbind(-1)
         d_cam = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], dim=-1)  # [B, 3]
+        if len(self.lenses):
+            d_cam = self._lens_directions(image_ids, u, v, d_cam)
         d_world = torch.einsum("bij,bj->bi", self.R[image_ids], d_cam)
         return self.t[image_ids], d_world, self.near[image_ids], self.far[image_ids]
 

@@ -4,6 +4,10 @@ Poses come FROM THE SPLIT FILES (camera centre X Y Z and world-to-camera quatern
 conventions.cambridge_to_T_world_cam. The NVM gives the focal length per image (matched by file stem: the
 NVM names .jpg where the dataset ships .png) and the 3-D points for near/far. The principal point is the
 image centre and the image size is read from the files (header only).
+The NVM's per-image radial term r becomes the view's Distortion("nvm", [r]) (VisualSfM: undistorted =
+distorted * (1 + r |distorted|^2) in normalised coordinates, so r does not change with --img_downscale). With
+--focal overriding the NVM focal f_nvm, r is rescaled to r (focal / f_nvm)^2 so that the undistortion stays the
+same in pixels. Images not in the NVM have no distortion.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import cambridge_to_T_world_cam
+from nerfw.data.conventions import Distortion, cambridge_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.parsers.nvm import NvmModel, parse_nvm
 from nerfw.data.scene import SceneData
@@ -128,6 +132,20 @@ def _focal_lookup(model: NvmModel | None) -> dict[str, float]:
     return {cam.stem.lower(): cam.focal for cam in model.cameras}
 
 
+def _radial_lookup(model: NvmModel | None) -> dict[str, tuple[float, float]]:
+    """(NVM radial distortion, NVM focal) by lower-case file stem."""
+    if model is None:
+        return {}
+    return {cam.stem.lower(): (cam.radial, cam.focal) for cam in model.cameras}
+
+
+def nvm_distortion(radial: float, nvm_focal: float, focal: float) -> Distortion | None:
+    """Distortion("nvm", [r]) of an image whose NVM radial term r refers to nvm_focal, for focal `focal`."""
+    if radial == 0 or not nvm_focal:
+        return None
+    return Distortion("nvm", [radial * (focal / nvm_focal) ** 2])
+
+
 def _image_sizes(root: Path, entries: list[tuple[str, SplitEntry]], split_path: Path) -> list[tuple[int, int]]:
     missing = [e.name for _, e in entries if not (root / e.name).is_file()]
     if missing:
@@ -161,17 +179,21 @@ def load_cambridge(root: Path, img_downscale: float = 1, focal: float | None = N
     if model is not None:
         warnings += model.warnings
     focals = _focal_lookup(model)
+    radials = _radial_lookup(model)
     sizes = _image_sizes(root, entries, root)
     cameras, unmatched = [], 0
     median_focal = float(np.median(list(focals.values()))) if focals else None
     for (split, e), (w, h) in zip(entries, sizes):
-        f = focal if focal is not None else focals.get(Path(e.name).with_suffix("").as_posix().lower())
+        stem = Path(e.name).with_suffix("").as_posix().lower()
+        f = focal if focal is not None else focals.get(stem)
         if f is None:
             unmatched += 1
             f = median_focal
         T = cambridge_to_T_world_cam(e.center, e.q_cam_world)
         out = common.downscaled_size(w, h, img_downscale)
         cameras.append(common.make_view(e.name, root / e.name, split, T, (f, f, w / 2.0, h / 2.0), (w, h), out))
+        if stem in radials:
+            cameras[-1].distortion = nvm_distortion(*radials[stem], f)
     if focal is not None and model is not None:
         warnings.append(f"--focal {focal:g} overrides the focal lengths of {nvm_path.name}")
     if unmatched:

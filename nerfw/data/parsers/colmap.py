@@ -4,8 +4,11 @@ cameras.{txt,bin}, images.{txt,bin}, points3D.{txt,bin} are searched for anywher
 (dense/sparse, sparse/0, sparse, reconstruction/, any subfolder), images in an ``images`` folder beside or
 above the model. Image poses are world-to-camera (qvec w,x,y,z; tvec): conventions.colmap_to_T_world_cam.
 COLMAP's pixel convention (top-left pixel centre at (0.5, 0.5)) is nerfw's, so cx, cy are used as is.
-Distortion (SIMPLE_RADIAL, RADIAL, OPENCV, FULL_OPENCV) is recorded in a warning and IGNORED: undistort
-with `colmap image_undistorter` first for exact rays (Phototourism's dense/ models are undistorted).
+Lens distortion becomes the view's conventions.Distortion, so rays are exact for the distorted images:
+SIMPLE_RADIAL (k) and RADIAL (k1 k2) -> "opencv" [k1, k2]; OPENCV (k1 k2 p1 p2) and FULL_OPENCV
+(k1 k2 p1 p2 k3 k4 k5 k6) -> "opencv" in the same order; OPENCV_FISHEYE (k1..k4), SIMPLE_RADIAL_FISHEYE (k)
+and RADIAL_FISHEYE (k1 k2) -> "fisheye". All-zero coefficients give no distortion (None). FOV and
+THIN_PRISM_FISHEYE are refused (undistort with `colmap image_undistorter` first).
 near/far per image: 0.1 / 99.9 percentiles of the z-depth of the 3-D points that image observes
 (NeRF-W / nerf_pl use the same percentiles).
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import colmap_to_T_world_cam
+from nerfw.data.conventions import Distortion, colmap_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError
@@ -26,12 +29,18 @@ from nerfw.errors import DatasetError
 CAMERA_MODELS = {
     "SIMPLE_PINHOLE": (0, 3, (0, 0, 1, 2)), "PINHOLE": (1, 4, (0, 1, 2, 3)),
     "SIMPLE_RADIAL": (2, 4, (0, 0, 1, 2)), "RADIAL": (3, 5, (0, 0, 1, 2)),
-    "OPENCV": (4, 8, (0, 1, 2, 3)), "OPENCV_FISHEYE": (5, 8, None), "FULL_OPENCV": (6, 12, (0, 1, 2, 3)),
-    "FOV": (7, 5, None), "SIMPLE_RADIAL_FISHEYE": (8, 4, None), "RADIAL_FISHEYE": (9, 5, None),
+    "OPENCV": (4, 8, (0, 1, 2, 3)), "OPENCV_FISHEYE": (5, 8, (0, 1, 2, 3)), "FULL_OPENCV": (6, 12, (0, 1, 2, 3)),
+    "FOV": (7, 5, None), "SIMPLE_RADIAL_FISHEYE": (8, 4, (0, 0, 1, 2)), "RADIAL_FISHEYE": (9, 5, (0, 0, 1, 2)),
     "THIN_PRISM_FISHEYE": (10, 12, None),
 }
 MODEL_BY_ID = {v[0]: k for k, v in CAMERA_MODELS.items()}
-DISTORTED = {"SIMPLE_RADIAL", "RADIAL", "OPENCV", "FULL_OPENCV"}
+# model name -> (nerfw distortion model, indices of its coefficients in PARAMS, in conventions.Distortion's order)
+DISTORTION_PARAMS = {
+    "SIMPLE_RADIAL": ("opencv", (3,)), "RADIAL": ("opencv", (3, 4)),
+    "OPENCV": ("opencv", (4, 5, 6, 7)), "FULL_OPENCV": ("opencv", (4, 5, 6, 7, 8, 9, 10, 11)),
+    "OPENCV_FISHEYE": ("fisheye", (4, 5, 6, 7)), "SIMPLE_RADIAL_FISHEYE": ("fisheye", (3,)),
+    "RADIAL_FISHEYE": ("fisheye", (3, 4)),
+}
 PREFERRED_MODEL_DIRS = ("dense/sparse", "sparse/0", "sparse", "reconstruction", "dense/sparse/0", "")
 DEFAULT_BOUNDS = (0.1, 100.0)  # SfM units, when no image sees any point
 
@@ -47,9 +56,17 @@ class ColmapCamera:
     def pinhole(self, path: Path) -> tuple[float, float, float, float]:
         layout = CAMERA_MODELS[self.model][2]
         if layout is None:
-            raise DatasetError(path, f"camera {self.id}: model {self.model} is not supported (expected a "
-                                     "pinhole-like model; undistort the images with COLMAP first)")
+            raise DatasetError(path, f"camera {self.id}: model {self.model} is not supported (expected a pinhole, "
+                                     "OpenCV or OpenCV-fisheye model; undistort the images with COLMAP first)")
         return tuple(float(self.params[i]) for i in layout)  # type: ignore[return-value]
+
+    def distortion(self) -> Distortion | None:
+        """The lens distortion of this camera (None for pinhole models and all-zero coefficients)."""
+        if self.model not in DISTORTION_PARAMS:
+            return None
+        model, indices = DISTORTION_PARAMS[self.model]
+        d = Distortion(model, [float(self.params[i]) for i in indices])
+        return None if d.is_identity else d
 
 
 @dataclass
@@ -252,21 +269,29 @@ def find_model_dir(root: Path) -> Path | None:
     return found[0] if found else None
 
 
-def read_model(folder: Path) -> ColmapModel:
+def read_cameras_and_images(folder: Path) -> tuple[dict[int, ColmapCamera], dict[int, ColmapImage]]:
+    """The cameras and images of the model in `folder` (not its points), every image's camera checked."""
     files = _model_files(folder)
     if files is None:
         raise DatasetError(folder, "expected cameras.{bin,txt} and images.{bin,txt} (a COLMAP model)")
     binary = files["cameras"].suffix == ".bin"
     cams = (read_cameras_bin if binary else read_cameras_txt)(files["cameras"])
     images = (read_images_bin if binary else read_images_txt)(files["images"])
-    if files["points3D"].is_file():
-        ids, xyz, rgb = (read_points3d_bin if binary else read_points3d_txt)(files["points3D"])
-    else:
-        ids, xyz, rgb = np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3), np.uint8)
     for im in images.values():
         if im.camera_id not in cams:
             raise DatasetError(files["images"], f"image {im.id} ({im.name}) refers to camera {im.camera_id}, "
                                                 f"which is not in {files['cameras'].name}")
+    return cams, images
+
+
+def read_model(folder: Path) -> ColmapModel:
+    cams, images = read_cameras_and_images(folder)
+    files = _model_files(folder)
+    binary = files["cameras"].suffix == ".bin"
+    if files["points3D"].is_file():
+        ids, xyz, rgb = (read_points3d_bin if binary else read_points3d_txt)(files["points3D"])
+    else:
+        ids, xyz, rgb = np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 3), np.uint8)
     return ColmapModel(folder, cams, images, ids, xyz, rgb)
 
 
@@ -307,10 +332,6 @@ def build_views(model: ColmapModel, root: Path, images: list[ColmapImage], split
     missing = [im.name for im in images if not (img_dir / im.name).is_file()]
     if missing:
         raise common.missing_files_error(img_dir, missing)
-    distorted = sorted({c.model for c in model.cameras.values() if c.model in DISTORTED})
-    if distorted:
-        warnings.append(f"COLMAP camera model(s) {', '.join(distorted)}: distortion terms are ignored "
-                        "(undistort the images with COLMAP for exact rays)")
     views = []
     for im, split in zip(images, splits):
         cam = model.cameras[im.camera_id]
@@ -318,6 +339,7 @@ def build_views(model: ColmapModel, root: Path, images: list[ColmapImage], split
         out = common.downscaled_size(w, h, img_downscale)
         view = common.make_view(im.name, img_dir / im.name, split, im.T_world_cam, cam.pinhole(model.folder),
                                 (cam.width, cam.height), out)
+        view.distortion = cam.distortion()
         common.check_pose(view.T_world_cam, model.folder)
         b = image_bounds(model, im, view)
         if b is not None:

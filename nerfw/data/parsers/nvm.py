@@ -26,7 +26,7 @@ class NvmCamera:
     focal: float  # pixels, at the resolution VisualSfM used
     q_cam_world: np.ndarray  # [4] (w, x, y, z), as stored (not normalised)
     center: np.ndarray  # [3] camera centre in world
-    radial: float  # first radial distortion coefficient (ignored by nerfw)
+    radial: float  # VisualSfM radial distortion r: undistorted = distorted (1 + r |distorted|^2), normalised
 
     @property
     def T_world_cam(self) -> np.ndarray:

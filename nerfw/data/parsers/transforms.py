@@ -9,6 +9,17 @@ without an extension (Blender lists './train/r_0').
 Splits: Blender transforms_{train,val,test}.json give them by file; a single transforms.json uses its
 train_filenames / val_filenames / test_filenames lists (nerfstudio) when present, else every
 `test_every`-th frame is test.
+Lens distortion (per frame or top level; per frame wins) becomes the view's conventions.Distortion:
+* camera_model OPENCV (nerfstudio), a pinhole name, or none (instant-ngp without is_fisheye): k1 k2 p1 p2 k3
+  -> "opencv" [k1, k2, p1, p2, k3]. nerfstudio's radial factor is 1 + k1 r^2 + k2 r^4 + k3 r^6 + k4 r^8, so k3 is
+  OpenCV's k3 exactly; its r^8 term k4 has no counterpart in OpenCV's rational model and is dropped with a
+  warning that gives the largest shift it causes at the image corners, in pixels.
+* camera_model OPENCV_FISHEYE, or instant-ngp's is_fisheye: k1 k2 k3 k4 -> "fisheye" (p1, p2 unused, warned).
+* EQUIRECTANGULAR / FISHEYE / FISHEYE624 / omnidirectional-stereo / VR180 cameras are refused.
+* nerfw_distortion ({"model", "coeffs"} of conventions.Distortion, written by `nerfw export`) wins over the
+  keys above: it also holds the lenses nerfstudio has no keys for (rational OpenCV, VisualSfM radial).
+All-zero coefficients give no distortion (None).
+
 Bounds: Blender scenes near 2, far 6 (the NeRF paper's); else per-frame `near` / `far` keys (nerfw's
 export writes them), else the z-range of the `aabb` corners, else a fallback from the camera spread
 (near = 0.01 R, far = 3 R with R the largest distance of a camera centre from their mean; R = 1 for one
@@ -22,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import opengl_to_T_world_cam
+from nerfw.data.conventions import Distortion, opengl_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError
@@ -131,43 +142,87 @@ def load_transforms(root: Path, img_downscale: float = 1, test_every: int = 8) -
         resolved.append(image)
     if missing:
         raise common.missing_files_error(root, missing)
-    cameras = [_view(root, meta, f, split, path, image, img_downscale)
+    notes = _LensNotes()
+    cameras = [_view(root, meta, f, split, path, image, img_downscale, notes)
                for (meta, f, split, path), image in zip(frames, resolved)]
-    warnings = _distortion_warnings(frames)
+    warnings = notes.warnings()
     _set_bounds(cameras, frames, blender, warnings)
     return SceneData(format="transforms", root=root, cameras=cameras, warnings=warnings)
 
 
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
-NON_PINHOLE_MODELS = ("OPENCV_FISHEYE", "EQUIRECTANGULAR", "FISHEYE")
+FISHEYE_MODELS = ("OPENCV_FISHEYE",)
+REFUSED_MODELS = ("EQUIRECTANGULAR", "FISHEYE", "FISHEYE624", "OMNIDIRECTIONALSTEREO_L",
+                  "OMNIDIRECTIONALSTEREO_R", "VR180_L", "VR180_R")
 
 
-def _distortion_warnings(frames) -> list[str]:
-    """nerfstudio files may describe distorted images: rays here are pinhole, so say so (as for COLMAP)."""
-    distorted = 0
-    for meta, frame, _split, path in frames:
-        model = str(frame.get("camera_model", meta.get("camera_model", "PINHOLE"))).upper()
-        if model in NON_PINHOLE_MODELS:
-            raise DatasetError(path, f"frame {frame['file_path']!r}: camera_model {model} is not supported "
-                                     "(pinhole cameras only; undistort the images first)")
-        coeffs = [frame.get(k, meta.get(k, 0.0)) for k in DISTORTION_KEYS]
-        distorted += any(isinstance(c, (int, float)) and c != 0 for c in coeffs)
-    if not distorted:
-        return []
-    return [f"{distorted} frame(s) with distortion coefficients (k1..k4, p1, p2): distortion is ignored "
-            "(undistort the images for exact rays)"]
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
-def _view(root, meta, frame, split, path, image: Path, img_downscale) -> CameraView:
+class _LensNotes:
+    """What the distortion mapping dropped, summarised in one warning each over all frames."""
+
+    def __init__(self):
+        self.k4_frames, self.k4_pixels, self.p_frames = 0, 0.0, 0
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.k4_frames:
+            out.append(f"{self.k4_frames} frame(s): nerfstudio's k4 (the r^8 radial term of camera_model OPENCV) "
+                       f"has no counterpart in the OpenCV model and is dropped (up to {self.k4_pixels:.3g} px at "
+                       "the image corners)")
+        if self.p_frames:
+            out.append(f"{self.p_frames} fisheye frame(s): p1/p2 are not part of the fisheye model and are ignored")
+        return out
+
+
+def _distortion(meta: dict, frame: dict, path: Path, where: str, K, size, notes: _LensNotes) -> Distortion | None:
+    """The lens distortion of one frame (see the module doc); the frame's keys override the top level."""
+    model = str(frame.get("camera_model", meta.get("camera_model", ""))).upper()
+    if model in REFUSED_MODELS:
+        raise DatasetError(path, f"{where}: camera_model {model} is not supported (pinhole, OPENCV and "
+                                 "OPENCV_FISHEYE cameras only; convert the images to a perspective camera first)")
+    exact = frame.get("nerfw_distortion", meta.get("nerfw_distortion"))
+    if exact is not None:  # written by nerfw's export: the lens exactly, whatever nerfstudio's keys say
+        try:
+            d = Distortion.from_dict(exact)
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise DatasetError(path, f"{where}: expected nerfw_distortion as {{'model': name, 'coeffs': [numbers]}} "
+                                     f"({exc})") from None
+        return None if d is None or d.is_identity else d
+    get = lambda k: _number(frame, k, path, where) if k in frame else _number(meta, k, path, where)  # noqa: E731
+    k1, k2, k3, k4, p1, p2 = (get(k) or 0.0 for k in DISTORTION_KEYS)
+    fisheye = model in FISHEYE_MODELS or (not model and _flag(frame.get("is_fisheye", meta.get("is_fisheye"))))
+    if fisheye:
+        notes.p_frames += bool(p1 or p2)
+        d = Distortion("fisheye", [k1, k2, k3, k4])
+    else:
+        if k4:
+            fx, fy, cx, cy = K
+            w, h = size
+            r = max(np.hypot((u - cx) / fx, (v - cy) / fy) for u in (0, w) for v in (0, h))
+            notes.k4_frames += 1
+            notes.k4_pixels = max(notes.k4_pixels, abs(k4) * r ** 9 * max(fx, fy))
+        d = Distortion("opencv", [k1, k2, p1, p2, k3])
+    return None if d.is_identity else d
+
+
+def _view(root, meta, frame, split, path, image: Path, img_downscale, notes: _LensNotes) -> CameraView:
     where = f"frame {frame['file_path']!r}"
     file_size = common.image_size(image)
     K, ref = _intrinsics(meta, frame, path, where, file_size)
+    distortion = _distortion(meta, frame, path, where, K, ref, notes)
     out = common.downscaled_size(file_size[0], file_size[1], img_downscale)
     try:
         name = image.relative_to(root).as_posix()
     except ValueError:
         name = image.as_posix()
-    return common.make_view(name, image, split, _pose(frame, path, where), K, ref, out)
+    view = common.make_view(name, image, split, _pose(frame, path, where), K, ref, out)
+    view.distortion = distortion
+    return view
 
 
 def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list[str]) -> None:
