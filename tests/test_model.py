@@ -137,3 +137,28 @@ def test_static_density_matches_rendered_samples(field):
     dirs = torch.nn.functional.normalize(torch.randn(3, 3), dim=-1)
     sigma = net(x, dirs, torch.zeros(3, dtype=torch.long), None, True).sigma
     torch.testing.assert_close(model.static_density(x.reshape(15, 3)), sigma.reshape(15))
+
+
+def test_transient_gate_zero_renders_the_static_scene_and_keeps_gradients():
+    """During the static warm-up the transient density is gated to 0: the image is the static image, beta is
+    beta_min, and the transient head still gets (zero) gradients so DDP sees every parameter used."""
+    import torch
+
+    from nerfw.model.config import ModelConfig
+    from nerfw.model.nerfw_model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(grid_min_res=8, grid_max_res=16, proposal_min_res=8, proposal_max_res=8,
+                                    density_bias=2.0), n_images=3)
+    rays_o, rays_d = torch.zeros(32, 3), torch.nn.functional.normalize(torch.randn(32, 3), dim=-1)
+    near, far, ids = torch.full((32,), 0.1), torch.full((32,), 3.0), torch.randint(0, 3, (32,))
+    model.set_transient_gate(0.0)
+    out = model(rays_o, rays_d, near, far, ids, perturb=False)
+    torch.testing.assert_close(out.rgb, out.rgb_static)
+    assert torch.all(out.transient_opacity == 0) and torch.allclose(out.beta, torch.full_like(out.beta, 0.1))
+    model.loss(out, torch.rand(32, 3))["total"].backward()
+    head = model.renderer.field.heads.transient
+    assert all(p.grad is not None and torch.all(p.grad == 0) for p in head.parameters())
+    model.set_transient_gate(1.0)
+    out = model(rays_o, rays_d, near, far, ids, perturb=False)
+    assert float(out.transient_opacity.max()) > 0

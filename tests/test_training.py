@@ -37,7 +37,8 @@ def assert_same_params(a: dict, b: dict, atol: float, stray_share: float = 0.0):
 def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
     # Same global batch (2 x 128 = 256), same seed, no sampling jitter: DDP must reproduce 1-process training.
     # Both on the CPU (on a GPU machine the 1-process run would otherwise take the GPU).
-    common = ["--max_steps", "6", "--perturb", "0", "--seed", "7", "--save_latest_freq", "100", "--device", "cpu"]
+    common = ["--max_steps", "6", "--perturb", "0", "--seed", "7", "--save_latest_freq", "100", "--device", "cpu",
+              "--transient_warmup", "3"]  # both phases: static warm-up (transient gate 0), then the full model
     one = train(parse_config(train_argv(tiny_cambridge, tmp_path, "one", *common, "--batch_size", "256")))
     two = train(parse_config(train_argv(tiny_cambridge, tmp_path, "two", *common, "--batch_size", "128",
                                         "--num_procs", "2")))

@@ -69,6 +69,8 @@ class NeRFWHeads(nn.Module):
         self.color = ConditionedMLP(feat_dim, self.a_dim + pe_dim(3, n_dir_freq), hidden, color_layers, 3)
         self.transient_embedding = nn.Embedding(n_images, t_dim) if encode_t else None
         self.transient = ConditionedMLP(feat_dim, t_dim, hidden, transient_layers, 5) if encode_t else None
+        # Multiplies the transient density; the trainer sets 0 during its static warm-up (see NeRFW.set_transient_gate).
+        self.transient_gate = 1.0
 
     def appearance_codes(self, image_ids: torch.Tensor, appearance: torch.Tensor | None) -> torch.Tensor | None:
         """[R] ids (+ optional override [a_dim] or [R, a_dim]) -> [R, a_dim], or None without appearance."""
@@ -88,7 +90,7 @@ class NeRFWHeads(nn.Module):
         out = FieldOutput(sigma=sigma, rgb=torch.sigmoid(self.color(feat, cond)))
         if use_transient and self.transient is not None:
             raw = self.transient(feat, self.transient_embedding(image_ids))  # [R, S, 5]
-            out.sigma_t = F.softplus(raw[..., 0])
+            out.sigma_t = F.softplus(raw[..., 0]) * self.transient_gate
             out.rgb_t = torch.sigmoid(raw[..., 1:4])
             out.beta = F.softplus(raw[..., 4])
         return out

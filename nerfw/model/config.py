@@ -57,6 +57,9 @@ class ModelConfig:
     """Minimum uncertainty beta_min added to the rendered beta (NeRF-W Eq. 11; seed README 0.1, code 0.03)."""
     lambda_u: float = 0.01
     """Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1)."""
+    transient_warmup: int = 500
+    """Steps at the start of training with the transient density switched off (the static field first learns what
+    every image shares; 0: the paper's schedule, transient head on from the first step)."""
     white_back: bool = False
     """Composite onto a white background (synthetic scenes)."""
     depth_loss_weight: float = 0.0

@@ -183,6 +183,17 @@ class NeRFW(nn.Module):
         return self.renderer(rays_o, rays_d, near, far, image_ids.long(), appearance,
                              use_transient and self.cfg.encode_t, jitter)
 
+    def set_transient_gate(self, gate: float) -> None:
+        """Scale the transient density of every NeRF-W head by ``gate`` (1: the paper's model). The trainer uses
+        0 for the first --transient_warmup steps (a deviation from the paper, docs/model.md): the static field
+        first learns what all images share, so the per-image transient head cannot take the landmark itself.
+        The head still runs (zero gradients), so DDP sees every parameter used."""
+        from nerfw.fields.heads import NeRFWHeads
+
+        for module in self.modules():
+            if isinstance(module, NeRFWHeads):
+                module.transient_gate = float(gate)
+
     @torch.no_grad()
     def mark_trained(self, image_ids) -> None:
         """Record which images' embeddings are trained (the mean appearance averages these). The trainer calls

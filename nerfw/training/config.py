@@ -212,6 +212,7 @@ def validate(cfg: Config) -> None:
         (m.N_c > 0 and m.N_f >= 0, "--N_c must be > 0 and --N_f >= 0"),
         (m.beta_min > 0, f"--beta_min must be > 0, got {m.beta_min}"),
         (m.lambda_u >= 0, f"--lambda_u must be >= 0, got {m.lambda_u}"),
+        (m.transient_warmup >= 0, f"--transient_warmup must be >= 0, got {m.transient_warmup}"),
         (0 <= m.perturb, f"--perturb must be >= 0, got {m.perturb}"),
         (t.data_root_dir != "", "--data_root_dir is required (the folder holding your scene)"),
     ]

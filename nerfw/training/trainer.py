@@ -205,6 +205,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     while progress.step < n_total and not stop:
         epoch, in_epoch = divmod(progress.step, batcher.steps_per_epoch)
         torch.manual_seed(step_seed(cfg.train.seed, rank, progress.step))
+        model.set_transient_gate(0.0 if progress.step < cfg.model.transient_warmup else 1.0)
         batch = batcher.batch(epoch, in_epoch, rank).to(device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             terms = step_module(batch.rays_o, batch.rays_d, batch.near, batch.far, batch.image_ids, batch.rgb,
@@ -242,6 +243,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
                                    checkpoint_payload(model, optimizer, scheduler, progress, epoch, cfg,
                                                       normalization, scene), keep=cfg.train.keep_ckpts)
             logger.info(f"checkpoint {path}")
+    model.set_transient_gate(1.0)
     if stop:
         logger.info(f"stopped after --max_minutes {cfg.train.max_minutes} at step {progress.step}")
     logger.close(progress.step)

@@ -1,0 +1,140 @@
+"""Real captures and the wild built-in preset, with the defaults and one time budget each.
+
+    python benchmarks/real_scenes.py [--minutes 10] [--scenes fox,fern,beer,landmark] [--framing auto]
+
+For every scene: `nerfw train` (defaults, --max_minutes), `nerfw eval` (NeRF-W protocol: appearance fitted on the
+left half of each test image, PSNR/SSIM on the right half), the run's transient share (train_summary.json) and
+framing line; on the wild preset ("landmark") also the static render vs the clean ground truth and how many
+cells of the finest plane the landmark's box spans. Writes benchmarks/results/real_scenes.json (or
+real_scenes_<tag>.json with --tag) and prints a table. Real data: ../shared/realdata (the repository's sibling
+folder), or --realdata.
+
+Targets (issue 14, 10 minutes on the 2-core CPU): landmark-like collection >= 22 dB, fox >= 25 dB,
+LLFF fern at 504x378 >= 24 dB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, format_table, log, machine_line, machine, work_dir, write_result  # noqa: F401
+
+TARGETS_DB = {"fox": 25.0, "fern": 24.0, "landmark": 22.0}
+
+
+def scene_specs(realdata: Path, landmark_root: Path) -> dict[str, dict]:
+    """name -> data root, scene, extra train options (what a user would type: the defaults plus a size)."""
+    return {
+        "fox": {"data": realdata / "fox", "scene": "", "args": []},  # 1080x1920 / 3 = 360x640
+        "fern": {"data": realdata / "llff_fern", "scene": "", "args": ["--img_downscale", "8"]},  # 504x378
+        "beer": {"data": realdata / "beer", "scene": "", "args": []},  # 720x1280 / 3 = 240x427
+        "landmark": {"data": landmark_root, "scene": "SynthLandmark", "args": ["--img_downscale", "1"]},
+    }
+
+
+def ensure_landmark(seed: int = 0) -> Path:
+    from nerfw.synthetic import generate_scene
+
+    root = work_dir() / "landmark"
+    marker = root / f".SynthLandmark.seed{seed}.done"
+    if not marker.is_file():
+        generate_scene(root, preset="collection", seed=seed)
+        marker.write_text("done\n")
+    return root
+
+
+def landmark_cells(run_dir: Path, data_root: Path) -> float | None:
+    """Cells of the finest plane spanned by the landmark box's longest side, in the run's model frame."""
+    from nerfw.tools.run_io import load_run
+
+    box_file = data_root / "SynthLandmark.groundtruth" / "scene.json"
+    if not box_file.is_file():
+        return None
+    bounds = json.loads(box_file.read_text()).get("landmark", {}).get("bounds_world")
+    if bounds is None:
+        return None
+    lo, hi = bounds
+    run = load_run(run_dir)
+    size = float(np.max(np.asarray(hi) - np.asarray(lo))) * run.normalization.scale  # model units
+    # inside the unit ball the contraction is the identity; the planes cover the contracted [-2, 2] cube
+    return size * run.cfg.model.grid_max_res / 4.0
+
+
+def run_scene(name: str, spec: dict, minutes: float, run_root: Path, extra: list[str]) -> dict:
+    from nerfw.tools.evaluate import main as eval_main
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import train
+
+    argv = ["--data_root_dir", str(spec["data"]), "--root_dir", str(run_root), "--exp_name", name,
+            "--max_minutes", str(minutes), "--progress", "log", "--val_freq", "100000000", *spec["args"], *extra]
+    if spec["scene"]:
+        argv += ["--scene", spec["scene"]]
+    t0 = time.time()
+    run_dir = train(parse_config(argv))
+    train_s = time.time() - t0
+    t0 = time.time()
+    eval_main(["--run", str(run_dir)])
+    eval_s = time.time() - t0
+    metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    summary_file = run_dir / "train_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    framing = next((line for line in (run_dir / "loss_log.txt").read_text().splitlines()
+                    if line.startswith("framing:")), "")
+    result = {
+        "test_psnr": metrics.get("psnr"), "test_ssim": metrics.get("ssim"), "n_test": metrics.get("n_images"),
+        "steps": summary.get("step"), "train_psnr": summary.get("train_psnr"),
+        "transient_share": summary.get("transient_share"), "transient_pixels": summary.get("transient_pixels"),
+        "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1), "framing": framing,
+        "target_db": TARGETS_DB.get(name),
+    }
+    if result["target_db"] and result["test_psnr"] is not None:
+        result["ratio_to_target"] = round(result["test_psnr"] / result["target_db"], 3)
+    gt = metrics.get("synthetic_ground_truth")
+    if gt:
+        result["static_vs_clean_psnr"] = gt.get("static_vs_clean_psnr")
+        result["transient_mask_iou"] = gt.get("transient_mask_iou")
+    if name == "landmark":
+        result["landmark_cells"] = landmark_cells(run_dir, spec["data"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per scene (wall clock)")
+    parser.add_argument("--scenes", default="landmark,fox,fern,beer", help="comma-separated subset")
+    parser.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"),
+                        help="folder holding fox/, llff_fern/, beer/")
+    parser.add_argument("--tag", default="", help="suffix of the result file (e.g. a variant's name)")
+    parser.add_argument("train_options", nargs="*", help="extra `nerfw train` options after --, e.g. -- --framing cameras")
+    args = parser.parse_args(argv)
+    started = time.time()
+    specs = scene_specs(Path(args.realdata), ensure_landmark())
+    run_root = work_dir() / "runs" / f"real_scenes{('_' + args.tag) if args.tag else ''}"
+    figures = {}
+    for name in [s for s in args.scenes.split(",") if s]:
+        if name not in specs:
+            parser.error(f"unknown scene {name!r}; choose from {', '.join(specs)}")
+        if not Path(specs[name]["data"]).is_dir():
+            log(f"{name}: {specs[name]['data']} not found, skipped")
+            continue
+        log(f"== {name}")
+        figures[name] = run_scene(name, specs[name], args.minutes, run_root, args.train_options)
+        log(json.dumps(figures[name], indent=1))
+    rows = [[n, f"{f['test_psnr']:.2f}" if f["test_psnr"] is not None else "-",
+             f"{f['target_db']:.0f}" if f.get("target_db") else "-", str(f.get("ratio_to_target", "-")),
+             f"{100 * (f['transient_pixels'] or 0):.1f} %", str(f.get("static_vs_clean_psnr", "-")), str(f["steps"])]
+            for n, f in figures.items()]
+    print(format_table(rows, ["scene", "test PSNR", "target", "ratio", "transient px", "static vs clean", "steps"]))
+    name = "real_scenes" + (f"_{args.tag}" if args.tag else "")
+    path = write_result(name, figures, settings={"minutes": args.minutes, "train_options": args.train_options},
+                        started=started)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
