@@ -559,3 +559,31 @@ def test_synthesize_quality_full_writes_the_full_render(lens_env, selection):
     full = render_camera(run.model, camera, run.normalization, appearance=app)["rgb"]
     written = np.asarray(Image.open(out / summary["names"][0]).convert("RGB"), np.int32)
     assert np.max(np.abs(written - np.round(np.clip(full, 0, 1) * 255))) <= 1
+
+
+def test_synthesized_views_of_a_distorted_run_are_pinhole(lens_env, selection, monkeypatch):
+    """The training cameras have a strong lens; the poses file / NVM of a novel view describe a pinhole camera, so
+    the written image is the pinhole render, not the render through the nearest camera's lens."""
+    from nerfw.data.conventions import Distortion
+    from nerfw.tools.rendering import render_camera
+    from nerfw.tools.select_views import TrainCameras, novel_camera
+    from nerfw.tools.synthesize import synthesize
+
+    views, _, _, _ = selection
+    run = lens_env["run"]
+    lens = Distortion("opencv", [-0.3, 0.1])
+    monkeypatch.setattr(run.scene, "cameras", [dataclasses.replace(c, distortion=lens) for c in run.scene.cameras])
+    train = TrainCameras(run.scene.cameras)
+    camera = novel_camera("v.png", views[0].T_world_cam, train)
+    assert camera.distortion is None and train.cameras[0].distortion == lens
+    out = lens_env["root"] / "synth_lens"
+    summary = synthesize(run, [(v.name, v.T_world_cam) for v in views[:1]], out, progress=False, log=lambda m: None)
+    record = json.loads((out / "appearance.json").read_text())["views"][0]
+    app = run.model.appearance_vector(image_id=record["image_ids"][0])
+    written = np.asarray(Image.open(out / summary["names"][0]).convert("RGB"), np.int32)
+    pinhole = render_camera(run.model, camera, run.normalization, appearance=app, fast=True)["rgb"]
+    through_lens = render_camera(run.model, dataclasses.replace(camera, distortion=lens), run.normalization,
+                                 appearance=app, fast=True)["rgb"]
+    to8 = lambda rgb: np.round(np.clip(rgb, 0, 1) * 255)  # noqa: E731
+    assert np.max(np.abs(written - to8(pinhole))) <= 1
+    assert np.mean(np.abs(written - to8(through_lens))) > 1.0  # the lens would have changed the image

@@ -100,14 +100,16 @@ class TrainCameras:
 def novel_camera(name: str, T_world_cam: np.ndarray, train: TrainCameras, split: str = "synth") -> CameraView:
     """A camera at a novel pose: intrinsics and size of its nearest training camera, bounds widened by the
     distance between the two centres (near >= NEAR_FLOOR * nearest near). Used by selection and synthesis,
-    so a pose read back from a poses file gives the same camera."""
+    so a pose read back from a poses file gives the same camera. It is an ideal PINHOLE camera (no lens
+    distortion, whatever the nearest camera's lens): the poses file, NVM and camera.json that describe a
+    novel view know no distortion, so the view is rendered as they describe it."""
     dist, pos = train.nearest(T_world_cam[:3, 3])
     ref = train.cameras[int(pos[0])]
     delta = float(dist[0])
     near = max(ref.near - delta, NEAR_FLOOR * ref.near)
     return dataclasses.replace(ref, name=name, image_path=Path(name), split=split,
                                T_world_cam=np.asarray(T_world_cam, dtype=np.float64).copy(),
-                               near=near, far=ref.far + delta, depth_path=None)
+                               near=near, far=ref.far + delta, depth_path=None, distortion=None)
 
 
 # ----------------------------------------------------------------------------- candidates

@@ -233,7 +233,7 @@ def render_share(run, job: SynthJob, rank: int, world_size: int) -> tuple[list[i
         vec = appearance_tensor(run.model, view["appearance"])
         out = render_camera(run.model, camera, run.normalization, job.chunk, appearance=vec,
                             image_id=view["appearance"]["image_ids"][0], use_transient=False,
-                            fast=job.quality == "fast")
+                            fast=job.quality == "fast", distortion=False)  # pinhole, as the files describe it
         write_view(job.layout, files, T, out)
         rendered.append(view["index"])
     bar.close()
