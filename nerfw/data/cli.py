@@ -13,13 +13,19 @@ from nerfw.data.scene import SceneData
 
 def add_dataset_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """The dataset flags shared by `inspect`, `export` and `cameras` (and named as `train`'s options)."""
-    parser.add_argument("--data_root_dir", required=required, help="folder holding the scene folder(s)")
+    parser.add_argument("--data_root_dir", required=required, help="folder holding the scene folder(s)" +
+                        ("" if required else "; required unless --run is given"))
     parser.add_argument("--scene", default=None, help="scene folder inside data_root_dir (default: data_root_dir itself)")
-    parser.add_argument("--dataset", default="auto", choices=("auto",) + FORMATS, help="dataset format")
-    parser.add_argument("--img_downscale", type=float, default=1, help="image size divisor (round(W/N) x round(H/N))")
-    parser.add_argument("--focal", type=float, default=None, help="Cambridge focal in pixels when there is no .nvm")
-    parser.add_argument("--sevenscenes_focal", type=float, default=525.0, help="7-Scenes colour focal (525 or 585)")
-    parser.add_argument("--test_every", type=int, default=8, help="every N-th image is test (COLMAP/LLFF/transforms)")
+    parser.add_argument("--dataset", default="auto", choices=("auto",) + FORMATS,
+                        help="dataset format; auto recognises it from the files")
+    parser.add_argument("--img_downscale", type=float, default=1,
+                        help="image size divisor, as `nerfw train`'s (images become round(W/N) x round(H/N))")
+    parser.add_argument("--focal", type=float, default=None,
+                        help="focal length in pixels of the original images, for Cambridge scenes without an .nvm")
+    parser.add_argument("--sevenscenes_focal", type=float, default=525.0,
+                        help="7-Scenes colour focal in pixels at 640x480 (525 colour camera; 585 the depth camera)")
+    parser.add_argument("--test_every", type=int, default=8,
+                        help="COLMAP / LLFF / transforms.json: every N-th image is a test image (0: none)")
 
 
 def load_from_args(options) -> SceneData:
@@ -57,14 +63,21 @@ def summary(scene: SceneData) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nerfw inspect", description="Print what nerfw reads from a dataset.")
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser, add_switch
+
+    parser = Parser(prog="nerfw inspect", description="Print what nerfw reads from a dataset: images, sizes, "
+                                                      "focal lengths, bounds, depth maps, points and framing.")
     add_dataset_args(parser)
     parser.add_argument("--framing", default="auto", choices=METHODS,
                         help="how `nerfw train` would find the content ball (see docs/datasets.md, Framing)")
     parser.add_argument("--scene_box", default="", help="x0,y0,z0,x1,y1,z1 (dataset units): content box override")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (SceneData.to_json())")
-    args = parser.parse_args(argv)
+    add_switch(parser, "--json", "machine-readable output (SceneData.to_json()) instead of the summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     scene = load_from_args(args)
     framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box))
     if args.json:

@@ -78,13 +78,21 @@ def write_transforms(scene: SceneData, out: Path, absolute: bool = False) -> Pat
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nerfw export", description="Export a dataset's cameras.")
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser, add_switch
+
+    parser = Parser(prog="nerfw export", description="Export a dataset's cameras (for nerfstudio / instant-ngp).")
     add_dataset_args(parser)
-    parser.add_argument("--format", default="transforms", choices=("transforms",), help="output format")
+    parser.add_argument("--format", default="transforms", choices=("transforms",),
+                        help="output format: transforms = nerfstudio / instant-ngp transforms.json (OpenGL axes)")
     parser.add_argument("--out", required=True, help="output file, e.g. transforms.json")
-    parser.add_argument("--absolute_paths", action="store_true", help="write absolute image paths")
-    args = parser.parse_args(argv)
+    add_switch(parser, "--absolute_paths", "write absolute image paths (default: relative to the output file, "
+                                           "so the file can move with the images)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not args.out.endswith(".json"):
         raise ConfigError(f"--out {args.out}: expected a .json file name")
     scene = load_from_args(args)

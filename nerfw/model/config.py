@@ -9,99 +9,113 @@ from dataclasses import dataclass
 
 @dataclass
 class ModelConfig:
-    """NeRF-W model options (both fields), loss weights and sampler constants."""
+    """NeRF-W model options (both fields), loss weights and sampler constants. Each field's docstring is its
+    `nerfw train --help` text (the default is appended); "Seed flag" marks the seed's options."""
 
     field: str = "grid"
-    """Scene representation: "grid" (tri-plane features + small MLPs + proposal sampler; fast on a CPU)
-    or "mlp" (the seed's CustomNeRFW: 8x256 MLP, coarse + fine)."""
+    """Scene representation: "grid" (tri-plane features + small MLPs + proposal sampler; fast on a CPU, the
+    default) or "mlp" (the seed's CustomNeRFW: 8x256 MLP, coarse + fine; the paper's model, about 50x slower)."""
 
     # --- mlp field (the seed's network)
     layers: int = 8
-    """mlp: trunk depth (seed 8)."""
+    """Seed flag. mlp: trunk depth in layers (seed 8). Fewer layers train faster with less detail."""
     W: int = 256
-    """mlp: trunk width (seed 256); the colour and transient heads are W // 2 wide as the seed."""
+    """Seed flag. mlp: trunk width in units (seed 256); the colour and transient heads are W // 2 wide as the
+    seed. Halve it for quick CPU experiments."""
     skip_layer: int = 4
-    """mlp: trunk layer index that takes [PE(x), h] (seed and NeRF: 4)."""
+    """mlp: trunk layer index that takes [PE(x), h] again (seed and NeRF: 4); keep it below --layers."""
     transient_layers: int = 4
     """mlp: hidden layers of the transient head (seed 4)."""
     N_xyz_freq: int = 15
-    """mlp: positional-encoding frequencies of positions (seed 15; the grid field does not use it)."""
+    """Seed flag. mlp: positional-encoding frequencies of positions (seed 15; the grid field does not use it).
+    Fewer give smoother, blurrier scenes."""
     N_dir_freq: int = 4
-    """Positional-encoding frequencies of view directions (seed 4), both fields."""
+    """Seed flag. Positional-encoding frequencies of view directions (seed 4), both fields; 0-4 is typical."""
     N_c: int = 64
-    """mlp: coarse samples per ray (seed 64)."""
+    """Seed flag. mlp: coarse samples per ray (seed 64); more for deep scenes, at a linear cost."""
     N_f: int = 128
-    """mlp: fine samples per ray per fine network; a fine network evaluates all earlier samples too (seed 128)."""
+    """Seed flag. mlp: fine samples per ray per fine network; a fine network evaluates all earlier samples too
+    (seed 128)."""
     n_fine: int = 1
     """mlp: number of fine networks, each importance-sampling from the previous one (seed 1)."""
     use_disp: bool = False
-    """mlp: coarse samples linear in disparity instead of depth (seed False)."""
+    """Seed flag. mlp: coarse samples linear in disparity (1/depth) instead of depth (seed False); True for
+    scenes reaching far away."""
     mlp_last_delta: float = 1e10
-    """mlp: metric length of the last interval, so the last sample absorbs what lies behind it (NeRF 1e10;
-    the seed 233, nerf_pl 100)."""
+    """mlp: length in model units of the last sample interval, so the last sample absorbs what lies behind it
+    (NeRF 1e10; the seed 233, nerf_pl 100)."""
     coarse_appearance: bool = True
     """mlp: the coarse network has its own appearance embedding (the seed's updated system: True)."""
 
     # --- both fields
     perturb: float = 1.0
-    """Jitter of the stratified samples in training, as a fraction of a bin (seed 1.0); none at test time."""
+    """Seed flag. Jitter of the stratified samples in training, as a fraction of a bin (seed 1.0; 0: none); never
+    at test time."""
     encode_a: bool = True
-    """Per-image appearance embeddings (NeRF-W Sec. 4.1)."""
+    """Seed flag. Per-image appearance embeddings (NeRF-W Sec. 4.1): lighting / exposure per photo. False for
+    scenes shot under constant light."""
     encode_t: bool = True
-    """Transient head with per-image transient embeddings (NeRF-W Sec. 4.2)."""
+    """Seed flag. Transient head with per-image transient embeddings and uncertainty beta (NeRF-W Sec. 4.2):
+    people, cars. False when nothing moves between photos."""
     a_dim: int = 48
-    """Appearance embedding size (seed 48)."""
+    """Seed flag. Appearance embedding size, numbers per image (seed 48)."""
     t_dim: int = 16
-    """Transient embedding size (seed 16)."""
+    """Seed flag. Transient embedding size, numbers per image (seed 16)."""
     beta_min: float = 0.1
-    """Minimum uncertainty beta_min added to the rendered beta (NeRF-W Eq. 11; seed README 0.1, code 0.03)."""
+    """Seed flag. Minimum uncertainty beta_min added to the rendered beta, in colour units (NeRF-W Eq. 11; seed
+    README 0.1, code 0.03). Larger values trust every pixel more evenly."""
     lambda_u: float = 0.01
-    """Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1)."""
+    """Seed flag. Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1). Raise
+    it if the transient head explains away static content."""
     transient_warmup: int = 500
     """Steps at the start of training with the transient density switched off (the static field first learns what
     every image shares; 0: the paper's schedule, transient head on from the first step)."""
     white_back: bool = False
-    """Composite onto a white background (synthetic scenes)."""
+    """Composite onto a white background instead of black (synthetic object scenes on white)."""
     depth_loss_weight: float = 0.0
-    """Weight of the depth loss where a ground-truth depth is given (7-Scenes); 0 disables it."""
+    """Weight of the depth loss where a ground-truth depth map is given (7-Scenes); 0 disables it. Try 0.1 for
+    RGB-D data."""
     depth_loss_type: str = "l1"
-    """Depth loss on z-depth in model units: "l1" or "l2"."""
+    """Depth loss on z-depth in model units: "l1" (robust to wrong depth pixels) or "l2"."""
     coarse_loss_weight: float = 1.0
     """mlp: weight of the coarse (and intermediate fine) networks' colour MSE (NeRF-W Eq. 14: 1)."""
 
     # --- grid field
     grid_levels: int = 4
-    """grid: number of plane resolutions (K-Planes' multiscale planes)."""
+    """grid: number of plane resolutions, coarse to fine (K-Planes' multiscale planes)."""
     grid_min_res: int = 64
-    """grid: coarsest plane resolution (cells per side over the contracted [-2, 2] cube)."""
+    """grid: coarsest plane resolution in cells per side over the contracted [-2, 2] cube."""
     grid_max_res: int = 512
-    """grid: finest plane resolution."""
+    """grid: finest plane resolution in cells per side; sets the finest detail and most of the memory. Lower it
+    (256) for small images, raise it for large scenes."""
     grid_features: int = 8
-    """grid: features per plane and resolution (output width grid_levels * grid_features)."""
+    """grid: features per plane and resolution (the field's feature width is grid_levels * grid_features)."""
     grid_hidden: int = 64
-    """grid: width of the density MLP and of the colour / transient heads."""
+    """grid: width in units of the density MLP and of the colour / transient heads."""
     grid_geo_features: int = 15
-    """grid: features passed from the density MLP to the heads."""
+    """grid: features passed from the density MLP to the colour and transient heads (geometry features, as in
+    Instant-NGP / nerfacto)."""
     grid_color_layers: int = 2
     """grid: hidden layers of the colour head."""
     grid_transient_layers: int = 2
     """grid: hidden layers of the transient head."""
     grid_samples: int = 48
-    """grid: samples per ray evaluated by the field (drawn from the proposal weights)."""
+    """grid: samples per ray evaluated by the field (drawn from the proposal weights); the main cost per ray."""
     density_bias: float = -1.0
-    """grid: added to the raw density before softplus, so that space starts nearly empty."""
+    """grid: added to the raw density before softplus, so that space starts nearly empty (negative: emptier).
+    Rarely changed."""
     proposal_samples: int = 64
     """grid: samples per ray of the proposal network (uniform in the spacing coordinate)."""
     proposal_levels: int = 2
     """grid: plane resolutions of the proposal network."""
     proposal_min_res: int = 32
-    """grid: coarsest plane resolution of the proposal network."""
+    """grid: coarsest plane resolution of the proposal network, cells per side."""
     proposal_max_res: int = 128
-    """grid: finest plane resolution of the proposal network."""
+    """grid: finest plane resolution of the proposal network, cells per side."""
     proposal_features: int = 4
     """grid: features per plane and resolution of the proposal network."""
     proposal_hidden: int = 16
-    """grid: width of the proposal density MLP."""
+    """grid: width in units of the proposal density MLP."""
     plane_tv_weight: float = 0.0
     """grid: weight of the total-variation loss on the field's and the proposal network's planes (K-Planes
     Sec. 3.2; smooths the planes where few rays constrain them, which helps views away from the training path)."""
@@ -112,4 +126,5 @@ class ModelConfig:
     points contracted (mip-NeRF 360 Eq. 10). False (bounded indoor scenes such as 7-Scenes): samples linear in
     depth between the given near and far."""
     far_background: float = 1000.0
-    """grid, unbounded: rays are sampled out to max(far, far_background) model units (sky / background)."""
+    """grid, unbounded: rays are sampled out to max(far, far_background) model units, so the sky and distant
+    background have somewhere to go."""

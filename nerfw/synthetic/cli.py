@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from nerfw.errors import ConfigError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (one line) instead of exiting."""
-
-    def error(self, message):
-        raise ConfigError(message)
+from nerfw.cli_args import Parser, add_switch
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nerfw make-scene", description=__doc__)
+    p = Parser(prog="nerfw make-scene", description=__doc__)
     p.add_argument("--out", required=True, help="output folder; writes OUT/<scene>/ and OUT/<scene>.groundtruth/")
     p.add_argument("--preset", default="wild", choices=["wild", "collection"],
                    help="wild (default: the square or the room, see --layout) | collection (a statue's photo "
@@ -23,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default=None, help="wild preset: cambridge (outdoor square, default) | 7scenes "
                                                   "(indoor room)")
     p.add_argument("--scene", default=None, help="scene folder name (default SynthSquare / synthroom / SynthLandmark)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the scene (layout of objects, people, "
+                                                       "lighting); another seed gives another scene")
     p.add_argument("--width", type=int, default=None, help="image width (default 480 cambridge, 160 7scenes); "
                                                            "collection: every photo's long side (default 240)")
     p.add_argument("--height", type=int, default=None, help="image height (default 270 cambridge, 120 7scenes; "
@@ -31,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_train", type=int, default=None, help="training images (default 64 / 48 / 70)")
     p.add_argument("--n_test", type=int, default=None, help="test images (default 12; collection 10 = every 8th "
                                                             "photo by name, as the COLMAP reader holds out)")
-    p.add_argument("--transient_share", type=float, default=0.5, help="share of training images with people")
+    p.add_argument("--transient_share", type=float, default=0.5,
+                   help="share of training images with transient people, 0..1 (0: a static scene)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default min(2, cpus))")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    add_switch(p, "--overwrite", "replace existing output folders (otherwise an existing folder is an error)")
     return p
 
 

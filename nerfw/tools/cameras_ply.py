@@ -79,18 +79,25 @@ def write_cameras_ply(path: Path, cameras: list[CameraView], size: float | None 
     return path
 
 
-def main(argv: list[str]) -> int:
-    from nerfw.data.cli import add_dataset_args, load_from_args
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser
+    from nerfw.data.cli import add_dataset_args
 
-    parser = argparse.ArgumentParser(prog="nerfw cameras", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output .ply")
-    parser.add_argument("--run", default="", help="a run folder (its dataset is used)")
+    parser = Parser(prog="nerfw cameras", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="the .ply file to write (binary; MeshLab, CloudCompare, Blender open it)")
+    parser.add_argument("--run", default="", help="a run folder (its dataset is used, read as it was trained)")
     add_dataset_args(parser, required=False)
     parser.add_argument("--views", default="", help="also draw a Cambridge-format poses file as synthetic views")
     parser.add_argument("--points", choices=["none", "sparse", "density"], default="sparse",
                         help="points to add: the dataset's sparse points, or a run's density probe (density.npz)")
     parser.add_argument("--size", type=float, default=0.0, help="frustum depth in dataset units (0: automatic)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    from nerfw.data.cli import load_from_args
+
+    args = build_parser().parse_args(argv)
     from nerfw.errors import ConfigError
 
     if args.run:

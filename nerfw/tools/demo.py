@@ -47,13 +47,21 @@ def cpu_batch() -> list[str]:
     return ["--batch_size", "512"] if launch.device_kind == "cpu" else []
 
 
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser
+
+    parser = Parser(prog="nerfw demo", description=__doc__)
+    parser.add_argument("--out", default="demo_out", help="folder where the scene, run and outputs go")
+    parser.add_argument("--minutes", type=float, default=6.0,
+                        help="training wall-clock budget in minutes; more gives a sharper model")
+    parser.add_argument("--fit_steps", type=int, default=30,
+                        help="Adam steps of the appearance fit per test image (NeRF-W protocol; `nerfw eval` uses 100)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the scene and of training")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="nerfw demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="demo_out", help="where the scene, run and outputs go")
-    parser.add_argument("--minutes", type=float, default=6.0, help="training wall-clock budget")
-    parser.add_argument("--fit_steps", type=int, default=30, help="appearance-fit steps per test image")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     t_start = time.time()
     data_root = build_scene(out, args.seed)

@@ -14,6 +14,15 @@ the static density sigma(x) of the model on a regular grid over the scene, in th
 * occupied: cells with ``sigma_dataset > threshold``. The default threshold makes a cell occupied when light
   crossing it would be absorbed to 50 %: ``1 - exp(-sigma * spacing) = 0.5``, so ``sigma = ln 2 / spacing``.
 
+Visibility (what the training cameras saw through; used by ``nerfw select-views``): every training camera is
+rendered once at low resolution as a pinhole camera (static scene, mean appearance, transient head off, the
+fast renderer where the field has one): its median z-depth where the static opacity is >= 0.5, else "clear up to
+the far bound". A point is SEEN THROUGH by a camera when it projects inside that camera's image and lies in front
+of the rendered surface along its ray by at least a margin. The maps are cached in RUN/density/visibility.npz,
+keyed by the checkpoint, the cameras and the resolution (rebuilt when any changes). The rendered surfaces
+(back-projected pixels with opacity >= 0.5) are also kept as points: the density probe samples cell centres
+only and misses thin surfaces (the ground), the depth maps do not.
+
 Outputs in RUN/density/ (or --out): density.npz (axes x, y, z [n_i]; sigma [nx, ny, nz]; bounds [2, 3];
 spacing; threshold; occupied_points [M, 3]; model_scale) and occupied.ply (occupied cells as points,
 coloured by density, with the training cameras) for MeshLab.
@@ -21,6 +30,8 @@ coloured by density, with the training cameras) for MeshLab.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +213,136 @@ def probe_density(model: torch.nn.Module, normalization: Normalization, bounds: 
     return grid
 
 
+# ----------------------------------------------------------------------------- visibility
+VISIBILITY_WIDTH = 48  # pixels across each training camera's visibility depth map
+VISIBILITY_MIN_OPACITY = 0.5  # a pixel sees a surface when its static opacity reaches this
+VISIBILITY_VERSION = 1
+
+
+def run_fingerprint(run) -> str:
+    """Identifies the model of a loaded run: checkpoint file, step, size and modification time."""
+    path = Path(run.checkpoint)
+    st = path.stat()
+    return f"{path.name}:{run.step}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@dataclass
+class VisibilityMaps:
+    """Per training camera: a low-resolution PINHOLE z-depth map of the first surface (inf = clear to infinity),
+    in the dataset frame and units. ``seen_through`` counts the cameras that saw through points."""
+
+    T_world_cam: np.ndarray  # [C, 4, 4]
+    K: np.ndarray  # [C, 3, 3] intrinsics at the maps' resolution
+    sizes: np.ndarray  # [C, 2] (width, height) of each map
+    depth: list[np.ndarray]  # C arrays [h, w] float32 z-depth of the surface; inf where the ray saw no surface
+
+    @classmethod
+    def from_depths(cls, cameras: list, depths: list[np.ndarray]) -> "VisibilityMaps":
+        """Maps for `cameras` (CameraView) from z-depth arrays at any size (intrinsics scaled to each array)."""
+        Ks, sizes = [], []
+        for c, d in zip(cameras, depths):
+            h, w = d.shape
+            sx, sy = w / c.width, h / c.height
+            Ks.append(np.array([[c.fx * sx, 0, c.cx * sx], [0, c.fy * sy, c.cy * sy], [0, 0, 1.0]]))
+            sizes.append((w, h))
+        return cls(np.stack([np.asarray(c.T_world_cam, np.float64) for c in cameras]), np.stack(Ks),
+                   np.asarray(sizes, np.int64), [np.asarray(d, np.float32) for d in depths])
+
+    def surface_points(self) -> np.ndarray:
+        """[M, 3] the rendered surfaces: every pixel with a finite depth, back-projected (dataset frame)."""
+        out = []
+        for T, K, d in zip(self.T_world_cam, self.K, self.depth):
+            v, u = np.nonzero(np.isfinite(d))
+            x = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], np.ones(len(u))], -1)
+            out.append((x * d[v, u][:, None]) @ T[:3, :3].T + T[:3, 3])
+        return np.concatenate(out) if out else np.zeros((0, 3))
+
+    def seen_through(self, points: np.ndarray, margin: float, chunk: int = 200_000) -> np.ndarray:
+        """[N] int: for each dataset-frame point [N, 3], the number of cameras in whose image it projects and
+        that saw at least `margin` (dataset units, along the ray) of free space beyond it. The surface depth is
+        the smallest of the 4 map pixels around the projection (conservative at depth edges)."""
+        points = np.asarray(points, np.float64).reshape(-1, 3)
+        counts = np.zeros(len(points), np.int32)
+        for start in range(0, len(points), chunk):
+            p = points[start:start + chunk]
+            for T, K, (w, h), d in zip(self.T_world_cam, self.K, self.sizes, self.depth):
+                x = (p - T[:3, 3]) @ T[:3, :3]  # [n, 3] camera frame (R^T (p - c))
+                z = x[:, 2]
+                ok = z > 1e-9
+                zs = np.where(ok, z, 1.0)
+                u = K[0, 0] * x[:, 0] / zs + K[0, 2]
+                v = K[1, 1] * x[:, 1] / zs + K[1, 2]
+                ok &= (u >= 0) & (u < w) & (v >= 0) & (v < h)
+                if not ok.any():
+                    continue
+                idx = np.nonzero(ok)[0]
+                surface = _min_around(d, u[idx] - 0.5, v[idx] - 0.5)  # pixel centres at +0.5
+                stretch = np.linalg.norm(x[idx], axis=1) / z[idx]  # ray length per unit of z-depth
+                counts[start + idx] += ((surface - z[idx]) * stretch >= margin).astype(np.int32)
+        return counts
+
+
+def _min_around(depth: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
+    """Minimum of the 4 pixels whose centres surround continuous index coordinates (fu, fv) (clamped)."""
+    h, w = depth.shape
+    u0 = np.clip(np.floor(fu).astype(np.int64), 0, w - 1)
+    v0 = np.clip(np.floor(fv).astype(np.int64), 0, h - 1)
+    u1, v1 = np.minimum(u0 + 1, w - 1), np.minimum(v0 + 1, h - 1)
+    return np.minimum(np.minimum(depth[v0, u0], depth[v0, u1]), np.minimum(depth[v1, u0], depth[v1, u1]))
+
+
+def render_visibility(run, width: int = VISIBILITY_WIDTH, chunk: int = 8192, log=print) -> VisibilityMaps:
+    """Render every training camera of a loaded run at `width` pixels (pinhole, static, mean appearance)."""
+    from nerfw.tools.rendering import render_camera
+    from nerfw.tools.select_views import check_camera
+
+    cameras = run.scene.split("train")
+    appearance = run.model.appearance_vector(mean=True)
+    depths = []
+    for c in cameras:
+        small = check_camera(c, width)
+        out = render_camera(run.model, small, run.normalization, chunk, appearance=appearance,
+                            use_transient=False, fast=True, distortion=False)
+        depths.append(np.where(out["opacity"] >= VISIBILITY_MIN_OPACITY, out["depth"], np.inf).astype(np.float32))
+    return VisibilityMaps.from_depths(cameras, depths)
+
+
+def visibility_key(run, width: int) -> str:
+    names = "\n".join(f"{c.name} {np.round(c.T_world_cam, 6).tolist()}" for c in run.scene.split("train"))
+    text = json.dumps({"v": VISIBILITY_VERSION, "model": run_fingerprint(run), "width": width,
+                       "cameras": hashlib.sha1(names.encode()).hexdigest()})
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def load_or_render_visibility(run, width: int = VISIBILITY_WIDTH, cache_dir: Path | None = None,
+                              log=print) -> VisibilityMaps:
+    """The run's visibility maps from RUN/density/visibility.npz when its key matches, else rendered and saved."""
+    cache = (Path(cache_dir) if cache_dir else Path(run.run_dir) / "density") / "visibility.npz"
+    key = visibility_key(run, width)
+    if cache.is_file():
+        try:
+            with np.load(cache) as f:
+                if str(f["key"]) == key:
+                    sizes = f["sizes"]
+                    flat, offsets = f["depth"], np.concatenate([[0], np.cumsum(sizes[:, 0] * sizes[:, 1])])
+                    depth = [flat[offsets[i]:offsets[i + 1]].reshape(h, w) for i, (w, h) in enumerate(sizes)]
+                    return VisibilityMaps(f["T_world_cam"], f["K"], sizes, depth)
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable: render again
+    import time
+
+    t0 = time.time()
+    maps = render_visibility(run, width, log=log)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name("visibility.tmp.npz")
+    np.savez(tmp, key=key, T_world_cam=maps.T_world_cam, K=maps.K, sizes=maps.sizes,
+             depth=np.concatenate([d.ravel() for d in maps.depth]))
+    tmp.replace(cache)
+    log(f"visibility: {len(maps.depth)} training cameras rendered at {width} px wide in {time.time() - t0:.1f} s "
+        f"(cached in {cache})")
+    return maps
+
+
 # ----------------------------------------------------------------------------- files
 def save_density(grid: DensityGrid, out_dir: Path, model_scale: float) -> Path:
     """Write density.npz (atomically) into out_dir and return its path."""
@@ -264,7 +405,9 @@ def run_density(run, out_dir: Path | None = None, resolution: int = DEFAULT_RESO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nerfw density", description=__doc__.split("\n\n")[0])
+    from nerfw.cli_args import Parser
+
+    p = Parser(prog="nerfw density", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a training run folder")
     p.add_argument("--out", default="", help="output folder (default RUN/density)")
     p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="cells along the longest box side")
@@ -272,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="occupied where sigma > this, per dataset unit (default: ln2 / cell side)")
     p.add_argument("--margin", type=float, default=None,
                    help=f"box margin in dataset units (default {DEFAULT_MARGIN_FRACTION:g} x longest side)")
-    p.add_argument("--chunk", type=int, default=65536, help="points per model query")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--chunk", type=int, default=65536,
+                   help="points per model query; only speed and memory change")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model runs")
     return p
 
 

@@ -187,16 +187,23 @@ def render_all(run, args, log=print) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nerfw render", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True)
-    p.add_argument("--out", required=True)
+    from nerfw.cli_args import Parser, add_switch
+
+    p = Parser(prog="nerfw render", description=__doc__)
+    p.add_argument("--run", required=True, help="a training run folder (<root_dir>/<exp_name>)")
+    p.add_argument("--out", required=True, help="output folder for rgb/, static/, transient/, depth/, beta/ and "
+                                                "the videos")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--split", default="test", help="render the dataset's split (default test)")
     src.add_argument("--poses", default="", help="a Cambridge-format poses file")
-    src.add_argument("--path", choices=["interp", "spiral"], default=None)
-    p.add_argument("--n_frames", type=int, default=60)
+    src.add_argument("--path", choices=["interp", "spiral"], default=None,
+                     help="a smooth camera path: interp = through every 8th training camera, spiral = a circle "
+                          "around the mean training camera (default: none, render --split)")
+    p.add_argument("--n_frames", type=int, default=60, help="frames of a --path (video length = n_frames / fps)")
     p.add_argument("--max_frames", type=int, default=0, help="render at most this many frames (0: all)")
-    p.add_argument("--appearance", default="mean")
+    p.add_argument("--appearance", default="mean",
+                   help="appearance (lighting) of the frames: mean, an image id or name, vec:v1,v2,..., or "
+                        "interp:A,B[,t] (see above)")
     intrinsics = "(0: the dataset camera's; a new size alone keeps the field of view)"
     p.add_argument("--fx", type=float, default=0.0, help=f"focal in pixels, also fy unless --fy {intrinsics}")
     p.add_argument("--fy", type=float, default=0.0, help=f"vertical focal in pixels {intrinsics}")
@@ -207,13 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep_distortion", action="store_true",
                    help="render through the cameras' lens distortion, as the photographs were taken (default: "
                         "undistorted pinhole images of the same intrinsics)")
-    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
+    p.add_argument("--chunk", type=int, default=4096,
+                   help="rays per forward pass; only speed and memory change (lower it if memory runs out)")
     p.add_argument("--quality", choices=["fast", "full"], default="fast",
                    help="fast: the grid field's inference approximations (nerfw/model/fast_render.py; static "
                         "scene only, several times faster); full: the renderer as trained (what nerfw eval scores)")
-    p.add_argument("--fps", type=int, default=15)
-    p.add_argument("--no_video", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--fps", type=int, default=15, help="frames per second of the MP4 videos")
+    add_switch(p, "--no_video", "write the PNG frames only, no rgb.mp4 / depth.mp4")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model renders")
     return p
 
 

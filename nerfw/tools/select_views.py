@@ -4,9 +4,18 @@ LENS (arXiv 2110.06558) renders a NeRF-W at new poses to augment a localization 
 chosen from the NeRF's geometry; this module does it as follows (all in the DATASET frame and units):
 
 1. Candidate centres lie on a regular grid over the density probe's box (``nerfw density``), spacing
-   ``shortest box side / r``. A candidate is kept when it is farther than ``d_scene`` from every occupied
-   cell and nearer than ``d_view`` to some training camera centre (two KD-tree queries, scipy). The grid is
-   refined (r grows) until at least ``n_novel`` candidates remain.
+   ``shortest box side / r``. A candidate is FREE when
+   (a) it is nearer than ``d_view`` to some training camera centre;
+   (b) training cameras saw through it: at least ``min_views`` training cameras have it inside their image and
+       in front of the model's rendered static surface along the ray by at least ``d_scene``
+       (``nerfw.tools.density.VisibilityMaps``: one low-resolution depth map per training camera, rendered once
+       and cached in RUN/density/visibility.npz). Space no camera saw through (under the ground, inside solids,
+       behind facades) is never free, whatever density the model gives it;
+   (c) it is farther than ``d_scene`` from every occupied cell of the density probe and from every rendered
+       surface point (the depth maps' pixels back-projected: the probe samples cell centres only and misses
+       thin surfaces such as the ground).
+   The grid is refined (r grows) until at least ``n_novel`` candidates remain. ``min_views = 0`` turns (b) and
+   the surface points off (the density rule alone, as the seed).
 2. ``n_novel`` candidates are drawn without replacement (numpy Generator seeded with --seed, so the
    selection is deterministic). Each gets the rotation of its nearest training camera times a random
    rotation of angle uniform in [0, theta] about a uniformly random axis, applied in the camera frame:
@@ -57,6 +66,8 @@ class SelectionParams:
     seed: int = 0
     min_opacity: float = 0.5  # drop views whose low-resolution render has a lower mean opacity (0: keep all)
     check_width: int = 32  # width in pixels of the opacity-check render
+    min_views: int = 2  # training cameras that must have seen through a free centre (0: density rule only)
+    visibility_width: int = 48  # width in pixels of the cached visibility depth maps
 
 
 @dataclass
@@ -132,23 +143,27 @@ def candidate_box(bounds: np.ndarray, train: TrainCameras, d_view: float) -> tup
 
 
 def free_mask(points: np.ndarray, occupied_tree: cKDTree | None, train: TrainCameras,
-              d_scene: float, d_view: float) -> np.ndarray:
-    """[N] bool: farther than d_scene from occupied space and nearer than d_view to a training camera."""
-    near_cam = train.nearest(points)[0] < d_view
-    if occupied_tree is None:
-        return near_cam
-    far_scene = np.full(len(points), True)
-    idx = np.nonzero(near_cam)[0]
-    if len(idx):
-        # The bound only prunes the search (points beyond it come back as inf); it must admit distance d_scene
-        # itself, which scipy treats as beyond, so that "farther than d_scene" is decided here.
-        bound = d_scene * (1.0 + 1e-6) + 1e-12
-        far_scene[idx] = occupied_tree.query(points[idx], distance_upper_bound=bound)[0] > d_scene
-    return near_cam & far_scene
+              d_scene: float, d_view: float, visibility=None, min_views: int = 0) -> np.ndarray:
+    """[N] bool: nearer than d_view to a training camera, farther than d_scene from occupied space and, with
+    `visibility` (VisibilityMaps) and min_views > 0, seen through by at least min_views training cameras with
+    d_scene of free space beyond it."""
+    free = train.nearest(points)[0] < d_view
+    if occupied_tree is not None:
+        idx = np.nonzero(free)[0]
+        if len(idx):
+            # The bound only prunes the search (points beyond it come back as inf); it must admit distance d_scene
+            # itself, which scipy treats as beyond, so that "farther than d_scene" is decided here.
+            bound = d_scene * (1.0 + 1e-6) + 1e-12
+            free[idx] = occupied_tree.query(points[idx], distance_upper_bound=bound)[0] > d_scene
+    if visibility is not None and min_views > 0:
+        idx = np.nonzero(free)[0]
+        if len(idx):
+            free[idx] = visibility.seen_through(points[idx], d_scene) >= min_views
+    return free
 
 
 def candidate_rounds(lo: np.ndarray, hi: np.ndarray, occupied: np.ndarray, train: TrainCameras,
-                     d_scene: float, d_view: float):
+                     d_scene: float, d_view: float, visibility=None, min_views: int = 0):
     """Yield (spacing, free candidates [N, 3]) for ever finer grids (seed: spacing = shortest side / r)."""
     tree = cKDTree(occupied) if len(occupied) else None
     shortest = max(float(np.min(hi - lo)), 1e-9)
@@ -158,7 +173,7 @@ def candidate_rounds(lo: np.ndarray, hi: np.ndarray, occupied: np.ndarray, train
         if np.prod(np.floor((hi - lo) / spacing) + 1) > MAX_GRID_POINTS:
             return
         pts = grid_points(lo, hi, spacing)
-        yield spacing, pts[free_mask(pts, tree, train, d_scene, d_view)]
+        yield spacing, pts[free_mask(pts, tree, train, d_scene, d_view, visibility, min_views)]
         r = max(r + 1, int(math.ceil(r * REFINE_FACTOR)))
 
 
@@ -200,13 +215,25 @@ def view_opacity(run, camera: CameraView, width: int, chunk: int = 8192) -> floa
 
 
 # ----------------------------------------------------------------------------- selection
-def select_views(run, density, params: SelectionParams, log=print) -> list[NovelView]:
-    """Choose params.n_novel novel views for a loaded run and a DensityGrid (see the module doc)."""
+def select_views(run, density, params: SelectionParams, log=print, visibility=None) -> list[NovelView]:
+    """Choose params.n_novel novel views for a loaded run and a DensityGrid (see the module doc). `visibility`:
+    VisibilityMaps of the training cameras (default: the run's, rendered once and cached); unused when
+    params.min_views is 0."""
     if params.n_novel < 1:
         raise ConfigError(f"--n_novel must be >= 1, got {params.n_novel}")
     train = TrainCameras(run.scene.cameras)
     lo, hi = candidate_box(density.bounds, train, params.d_view)
-    if not len(density.occupied_points):
+    occupied = density.occupied_points
+    if params.min_views > 0:
+        if visibility is None:
+            from nerfw.tools.density import load_or_render_visibility
+
+            visibility = load_or_render_visibility(run, params.visibility_width, log=log)
+        surfaces = visibility.surface_points()
+        log(f"select-views: free = seen through by >= {params.min_views} training cameras, {params.d_scene:g} from "
+            f"{len(occupied)} occupied cells and {len(surfaces)} rendered surface points")
+        occupied = np.concatenate([occupied, surfaces]) if len(surfaces) else occupied
+    elif not len(occupied):
         log("select-views: warning: the density grid has no occupied cell (an under-trained model, or a "
             "--threshold too high), so no candidate is rejected for being near the scene")
     rng = np.random.default_rng(params.seed)
@@ -214,7 +241,8 @@ def select_views(run, density, params: SelectionParams, log=print) -> list[Novel
     accepted: list[NovelView] = []
     tried: list[np.ndarray] = []  # centres already drawn (any round)
     n_rejected = 0
-    for spacing, free in candidate_rounds(lo, hi, density.occupied_points, train, params.d_scene, params.d_view):
+    for spacing, free in candidate_rounds(lo, hi, occupied, train, params.d_scene, params.d_view,
+                                          visibility if params.min_views > 0 else None, params.min_views):
         fresh = _untried(free, tried, spacing)
         log(f"select-views: spacing {spacing:.4g}: {len(free)} free candidates ({len(fresh)} untried)")
         if len(free) < params.n_novel:  # as the seed: refine until the grid alone holds n_novel candidates
@@ -234,8 +262,9 @@ def select_views(run, density, params: SelectionParams, log=print) -> list[Novel
                 log(f"select-views: {len(accepted)} views ({n_rejected} dropped as mostly empty)")
                 return accepted
     raise NerfwError(f"found only {len(accepted)} of {params.n_novel} novel views ({n_rejected} dropped with "
-                     f"opacity < {params.min_opacity}); try a smaller --d_scene, a larger --d_view, "
-                     "a lower --min_opacity or fewer --n_novel")
+                     f"opacity < {params.min_opacity}); try a smaller --d_scene, a larger --d_view, a lower "
+                     "--min_opacity or --min_views, or fewer --n_novel (an under-trained model sees little free "
+                     "space: its rendered surfaces are near the cameras)")
 
 
 def _untried(points: np.ndarray, tried: list[np.ndarray], spacing: float) -> np.ndarray:
@@ -270,18 +299,29 @@ def write_selection(views: list[NovelView], path: Path, run, params: SelectionPa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nerfw select-views", description=__doc__.split("\n\n")[0])
+    from nerfw.cli_args import Parser
+
+    p = Parser(prog="nerfw select-views", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a training run folder")
     p.add_argument("--n_novel", type=int, required=True, help="how many novel views")
     p.add_argument("--out", required=True, help="the poses file to write (Cambridge format)")
     p.add_argument("--density", default="", help="density.npz (default RUN/density/density.npz; probed if absent)")
-    p.add_argument("--d_scene", type=float, default=None, help="min distance to occupied space (dataset units)")
-    p.add_argument("--d_view", type=float, default=None, help="max distance to a training camera (dataset units)")
-    p.add_argument("--theta", type=float, default=None, help="max rotation from the nearest camera (degrees)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--d_scene", type=float, default=None,
+                   help="min distance to occupied space, dataset units (default: the LENS values, 0.15 for "
+                        "7-Scenes, 2 for every other format)")
+    p.add_argument("--d_view", type=float, default=None,
+                   help="max distance to a training camera, dataset units (default: 0.15 for 7-Scenes, 6 otherwise)")
+    p.add_argument("--theta", type=float, default=None,
+                   help="max rotation from the nearest camera in degrees (default: 9)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the candidate positions and rotations")
     p.add_argument("--min_opacity", type=float, default=0.5, help="drop views with a lower mean opacity (0: off)")
     p.add_argument("--check_width", type=int, default=32, help="width of the opacity-check render (pixels)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--min_views", type=int, default=2,
+                   help="training cameras that must have seen through a free centre, with d_scene of free space "
+                        "beyond it (0: the density rule alone)")
+    p.add_argument("--visibility_width", type=int, default=48,
+                   help="width in pixels of the training cameras' visibility depth maps (rendered once, cached)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model runs")
     return p
 
 
@@ -290,11 +330,14 @@ def params_from_args(args, fmt: str) -> SelectionParams:
     params = SelectionParams(
         n_novel=args.n_novel, d_scene=d_scene if args.d_scene is None else args.d_scene,
         d_view=d_view if args.d_view is None else args.d_view, theta_deg=theta if args.theta is None else args.theta,
-        seed=args.seed, min_opacity=args.min_opacity, check_width=args.check_width)
+        seed=args.seed, min_opacity=args.min_opacity, check_width=args.check_width, min_views=args.min_views,
+        visibility_width=args.visibility_width)
     if params.n_novel < 1 or params.d_scene < 0 or params.d_view <= 0 or not 0 <= params.theta_deg <= 180:
         raise ConfigError("expected --n_novel >= 1, --d_scene >= 0, --d_view > 0 and 0 <= --theta <= 180")
     if params.check_width < 1 or not 0 <= params.min_opacity <= 1:
         raise ConfigError("expected --check_width >= 1 and 0 <= --min_opacity <= 1")
+    if params.min_views < 0 or params.visibility_width < 2:
+        raise ConfigError("expected --min_views >= 0 and --visibility_width >= 2")
     return params
 
 

@@ -410,22 +410,26 @@ def synthesize(run, views: list[tuple[str, np.ndarray]], out: Path, num_procs: i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nerfw synthesize", description=__doc__.split("\n\n")[0])
+    from nerfw.cli_args import Parser, add_switch
+
+    p = Parser(prog="nerfw synthesize", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a training run folder")
     p.add_argument("--views", required=True, help="poses file (Cambridge format), e.g. from nerfw select-views")
     p.add_argument("--out", required=True, help="output dataset folder")
     devices = p.add_mutually_exclusive_group()
-    devices.add_argument("--num_procs", type=int, default=1, help="CPU processes")
-    devices.add_argument("--num_gpus", type=int, default=0, help="GPU processes (one per GPU)")
-    p.add_argument("--appearance", choices=["nearest", "interp"], default="nearest")
+    devices.add_argument("--num_procs", type=int, default=1, help="CPU processes rendering in parallel")
+    devices.add_argument("--num_gpus", type=int, default=0, help="GPU processes (one per GPU); 0: the CPU")
+    p.add_argument("--appearance", choices=["nearest", "interp"], default="nearest",
+                   help="appearance of each view: nearest = the nearest training camera's embedding, interp = a "
+                        "random mix of the two nearest (more lighting variety)")
     p.add_argument("--seed", type=int, default=0, help="seeds the interpolation weights")
     p.add_argument("--sequence", default="synth",
                    help="7-Scenes output sequence: 'synth' -> seq-synth; a number N -> seq-NN + TrainSplit.txt")
-    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass")
+    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass; only speed and memory change")
     p.add_argument("--quality", choices=["fast", "full"], default="fast",
                    help="fast: the grid field's inference approximations (nerfw/model/fast_render.py); full: the "
                         "renderer as trained")
-    p.add_argument("--no_progress", action="store_true")
+    add_switch(p, "--no_progress", "no progress bar (for logs)")
     return p
 
 

@@ -8,13 +8,13 @@ torchrun, any nodes: torchrun --nnodes 2 --nproc_per_node 4 --rdzv_backend c10d 
 """
 from __future__ import annotations
 
-from nerfw.training.config import parse_config
+from nerfw.training.config import build_parser, parse_config
+
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        from nerfw.training.config import build_parser
-
         build_parser().print_help()
         return 0
     cfg = parse_config(argv)

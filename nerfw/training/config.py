@@ -17,59 +17,120 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nerfw.cli_args import HelpFormatter, field_docs, parse_bool
 from nerfw.errors import ConfigError
 from nerfw.model.config import ModelConfig
 
-# Defaults that differ from the seed (seed-system.md "Options") are marked "(seed: ...)".
+# Options of the seed say "Seed flag"; defaults that differ from the seed's (seed-system.md "Options") are marked
+# "(seed: ...)".
 
 
 @dataclass
 class TrainConfig:
+    """Training options. Each field's docstring is its `nerfw train --help` text (the default is appended)."""
+
     # --- run folder
-    root_dir: str = "./runs/nerf"  # runs are written to <root_dir>/<exp_name>/
-    exp_name: str = "exp"  # (seed: "test")
-    config: str = ""  # a config.json written by an earlier run; flags given on the command line override it
+    root_dir: str = "./runs/nerf"
+    """Seed flag. Folder for runs: a run's checkpoints, logs and config.json go to <root_dir>/<exp_name>/."""
+    exp_name: str = "exp"
+    """Seed flag (seed default "test"). The run's name, the folder under --root_dir; reuse it with --resume to
+    continue a run."""
+    config: str = ""
+    """Path of a config.json written by an earlier run: start from its options; flags given on the command line
+    override it. Use it to repeat or vary an experiment."""
     # --- data
-    data_root_dir: str = ""  # folder holding the scene folders (or the scene itself when --scene is empty)
-    scene: str = ""  # scene folder name under data_root_dir, e.g. StMarysChurch (seed default StMarysChurch)
-    dataset: str = "auto"  # auto|cambridge|7scenes|colmap|phototourism|llff|transforms
-    img_downscale: int = 3  # image side divided by this; sizes read from the files
-    focal: float = 0.0  # focal length in pixels of the original images when the dataset has none (Cambridge without nvm)
-    sevenscenes_focal: float = 525.0  # 7-Scenes colour focal in pixels at 640x480 (525; 585 is the depth camera's)
-    test_every: int = 8  # COLMAP / LLFF / single transforms.json: every N-th image is a test image
-    framing: str = "auto"  # auto|points|focus|frustum|cameras: how the content ball is found (nerfw/data/framing.py)
-    scene_box: str = ""  # x0,y0,z0,x1,y1,z1 in dataset units: the content box, overriding --framing
-    use_cache: bool = True  # read an existing image cache (keyed by a hash, so never stale) (seed: False)
-    if_save_cache: bool = True  # write the image cache
+    data_root_dir: str = ""
+    """Seed flag, required. Folder holding the scene folders (or the scene itself when --scene is empty)."""
+    scene: str = ""
+    """Seed flag (seed default StMarysChurch). Scene folder name under --data_root_dir, e.g. StMarysChurch or
+    chess; empty: --data_root_dir is the scene."""
+    dataset: str = "auto"
+    """Dataset format: auto|cambridge|7scenes|colmap|phototourism|llff|transforms. auto recognises the format
+    from the files; name it only when a folder looks like more than one."""
+    img_downscale: int = 3
+    """Seed flag. Integer divisor of the image sides (sizes read from the files): 3 trains Cambridge's 1920x1080
+    at 640x360. Larger is faster and coarser; 1 for small images (the built-in scenes)."""
+    focal: float = 0.0
+    """Focal length in pixels of the original (not downscaled) images, for datasets without one (Cambridge
+    without its .nvm); 0: the dataset's own."""
+    sevenscenes_focal: float = 525.0
+    """7-Scenes colour focal length in pixels at 640x480. 525 is the colour camera's (the default); 585, what
+    the seed used, is the depth camera's."""
+    test_every: int = 8
+    """COLMAP / LLFF / single transforms.json: every N-th image (by name) is held out as a test image, as the
+    NeRF papers do; 0: no test images."""
+    framing: str = "auto"
+    """How the content ball (the model's unit ball) is found: auto|points|focus|frustum|cameras (docs/datasets.md,
+    Framing). auto picks from the sparse points, converging or parallel camera axes; force one if `nerfw inspect`
+    shows a poor frame."""
+    scene_box: str = ""
+    """x0,y0,z0,x1,y1,z1 in dataset units (metres for Cambridge / 7-Scenes): the box holding the content,
+    overriding --framing. Give it when the automatic framing cuts off or dilutes the landmark."""
+    use_cache: bool = True
+    """Seed flag (seed: False, and the seed read "--use_cache False" as True). Read an existing decoded-image
+    cache; it is keyed by a hash of the images and sizes, so it is never stale. False: decode the images again."""
+    if_save_cache: bool = True
+    """Seed flag. Write the decoded-image cache (a memory-mapped .npy next to the run) for faster restarts; False
+    keeps the images in RAM only."""
     # --- optimisation
-    batch_size: int = 1024  # rays per process per step (as the seed: per GPU)
-    chunk: int = 4096  # rays per forward pass when rendering full images (seed: 1024)
-    epochs: int = 20  # passes over all training rays, unless --max_steps / --max_minutes stop earlier
-    max_steps: int = 0  # stop after this many steps (0: no limit)
-    max_minutes: float = 0.0  # stop after this wall-clock budget, with a final checkpoint (0: no limit)
-    lr: float = 0.0  # learning rate; 0: the field's default (mlp 5e-4 as the seed; grid 1e-2, more for big batches)
-    lr_final_ratio: float = 0.1  # the learning rate decays exponentially to lr * this at the last step
-    seed: int = 0  # seeds data order, initialisation and sampling
+    batch_size: int = 1024
+    """Seed flag. Rays per process per step (as the seed: per GPU). More rays: fewer, smoother steps and more
+    memory; the grid field's learning rate grows with it above 1024 rays."""
+    chunk: int = 4096
+    """Seed flag (seed: 1024). Rays per forward pass when rendering whole images (validation previews); only
+    speed and memory change. Arithmetic such as 4*1024 is accepted."""
+    epochs: int = 20
+    """Seed flag. Passes over all training rays, unless --max_steps or --max_minutes stop earlier."""
+    max_steps: int = 0
+    """Stop after this many optimiser steps; 0: no limit. Use it for quick experiments and fixed budgets."""
+    max_minutes: float = 0.0
+    """Stop after this wall-clock budget in minutes, with a final checkpoint; 0: no limit."""
+    lr: float = 0.0
+    """Seed flag (seed 5e-4). Adam learning rate; 0: the field's default (mlp 5e-4 as the seed; grid 1e-2, rising
+    to 3e-2 for batches above 1024 rays). Lower it if the loss diverges."""
+    lr_final_ratio: float = 0.1
+    """The learning rate decays exponentially from --lr to --lr times this at the last step (a ratio, 0 < r <= 1;
+    1: constant)."""
+    seed: int = 0
+    """Random seed of data order, initialisation and sampling; change it to measure run-to-run spread."""
     # --- devices and processes
-    device: str = "auto"  # auto|cpu|cuda|cuda:N
-    num_gpus: int = -1  # DDP processes on GPUs (NCCL); -1: one GPU if present, else the CPU (seed: 1)
-    num_procs: int = 1  # DDP processes on the CPU (gloo), for CPU-only machines and tests
-    # on|off: bfloat16 autocast, CUDA only. Off by default: on an H200 the grid field trained no faster with it
-    # (56.9 vs 58.0 steps/s at 8192 rays) and reached 1.4 dB lower test PSNR (19.07 vs 20.45 dB; docs/benchmarks.md).
-    # "auto" (the default of earlier versions, still accepted in config files) now means off.
+    device: str = "auto"
+    """auto|cpu|cuda|cuda:N: where a single-process run trains. auto: the first GPU if there is one, else the
+    CPU."""
+    num_gpus: int = -1
+    """Seed flag (seed: 1). DDP processes on GPUs (NCCL), one per GPU; -1: one GPU if present, else the CPU; 0:
+    the CPU."""
+    num_procs: int = 1
+    """DDP processes on the CPU (gloo), for CPU-only machines and tests; each takes --batch_size rays per step."""
     amp: str = "off"
-    threads: int = 0  # CPU threads per process; 0: $OMP_NUM_THREADS if set, else cores / processes
+    """on|off: bfloat16 autocast, CUDA only. Off by default: on an H200 the grid field trained no faster with it
+    (56.9 vs 58.0 steps/s at 8192 rays) and reached 1.4 dB lower test PSNR (19.07 vs 20.45 dB; docs/benchmarks.md).
+    "auto" (the default of earlier versions, still accepted in config files) means off."""
+    threads: int = 0
+    """CPU threads per process; 0: $OMP_NUM_THREADS if set, else cores / processes. Lower it to share a
+    machine."""
     # --- checkpoints and logging
-    save_latest_freq: int = 1000  # steps between checkpoints (seed: 6750)
-    keep_ckpts: int = 3  # how many recent checkpoints to keep
-    log_freq: int = 50  # steps between log lines / TensorBoard scalars (seed: 225)
-    val_freq: int = 500  # steps between TensorBoard images of a held-out view
-    resume: bool = False  # continue from the newest good checkpoint of <root_dir>/<exp_name>
-    last_epoch: int = 0  # seed's resume switch: > 0 resumes (from --ckpt if given)
-    ckpt: str = ""  # checkpoint file to resume from (seed's README name)
-    ckpt_path: str = ""  # the same (seed's option name)
-    max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
-    progress: str = "auto"  # auto|bar|log: a tqdm bar on a terminal, plain log lines otherwise
+    save_latest_freq: int = 1000
+    """Seed flag (seed: 6750). Steps between checkpoints; lower it when runs may be interrupted."""
+    keep_ckpts: int = 3
+    """How many of the most recent checkpoints to keep on disk."""
+    log_freq: int = 50
+    """Seed flag (seed: 225). Steps between loss_log.txt lines and TensorBoard scalars."""
+    val_freq: int = 500
+    """Steps between TensorBoard preview images of a held-out view (each costs a full-image render)."""
+    resume: bool = False
+    """Continue from the newest good checkpoint of <root_dir>/<exp_name> (a corrupt newest one is skipped).
+    `--resume` alone or `--resume True`."""
+    last_epoch: int = 0
+    """Seed flag: a value > 0 resumes, from --ckpt / --ckpt_path if given, else as --resume."""
+    ckpt: str = ""
+    """Seed flag (the seed README's name): checkpoint file to resume from, instead of the run's newest."""
+    ckpt_path: str = ""
+    """Seed flag (the seed code's name for --ckpt): checkpoint file to resume from."""
+    max_bad_steps: int = 20
+    """Consecutive steps with a non-finite loss (skipped) before the run stops with an error."""
+    progress: str = "auto"
+    """auto|bar|log: a tqdm bar on a terminal, plain log lines otherwise (log for files and CI)."""
 
     @property
     def run_dir(self) -> Path:
@@ -130,15 +191,6 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer such as 4096 or 4*1024, got '{text}'") from None
 
 
-def parse_bool(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("true", "1", "yes", "y", "on"):
-        return True
-    if value in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got '{text}'")
-
-
 def parse_float(text: str) -> float:
     try:
         return float(text)
@@ -156,17 +208,43 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+TRAIN_DESCRIPTION = """Train a NeRF-W. Accepts the seed's flags verbatim (marked "Seed flag").
+
+Every option has a default; most runs need only --data_root_dir, --scene and --exp_name (plus --img_downscale
+for large images and --max_steps / --max_minutes for a budget). Switches (True|False options) accept `--flag`
+(True) as well as the seed's `--flag True` / `--flag False`. Integers accept arithmetic such as 4*1024.
+Options not given on the command line come from --config FILE if given, else from the defaults shown."""
+
+
+def option_help(cls) -> dict[str, str]:
+    """{field: help text} of a config dataclass: the field's documentation plus its default."""
+    docs = field_docs(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default
+        shown = "off" if default is False else "on" if default is True else (repr(default) if default == "" else default)
+        text = docs.get(f.name, "")
+        out[f.name] = (text + " " if text else "") + f"(default: {shown})"
+    return out
+
+
 def build_parser(prog: str = "nerfw train") -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description="Train a NeRF-W. Accepts the seed's flags verbatim.",
+    parser = _Parser(prog=prog, description=TRAIN_DESCRIPTION, formatter_class=HelpFormatter,
                      argument_default=argparse.SUPPRESS, allow_abbrev=False)
     for group_name, cls in (("training", TrainConfig), ("model", ModelConfig)):
-        group = parser.add_argument_group(group_name)
+        group = parser.add_argument_group(f"{group_name} options")
         hints = typing.get_type_hints(cls)
+        helps = option_help(cls)
         for f in dataclasses.fields(cls):
             kind = hints[f.name]
+            text = helps[f.name].replace("%", "%%")
+            if kind is bool:  # `--flag` alone means True; `--flag True|False` as the seed
+                group.add_argument(f"--{f.name}", type=parse_bool, nargs="?", const=True, metavar="True|False",
+                                   help=text)
+                continue
             parse = _PARSERS.get(kind, str)
-            metavar = {bool: "True|False", int: "INT", float: "FLOAT"}.get(kind, "STR")
-            group.add_argument(f"--{f.name}", type=parse, metavar=metavar, help=f"(default: {f.default})")
+            metavar = {int: "INT", float: "FLOAT"}.get(kind, "STR")
+            group.add_argument(f"--{f.name}", type=parse, metavar=metavar, help=text)
     return parser
 
 
