@@ -82,6 +82,19 @@ def oracle_density(run, truth, resolution: int = 40):
     return grid
 
 
+def oracle_visibility(run, truth, width: int = 32):
+    """VisibilityMaps of the training cameras from the GENERATOR's exact depth (inf where they see the sky)."""
+    from nerfw.tools.density import VisibilityMaps
+    from nerfw.tools.select_views import check_camera
+
+    cameras = run.scene.split("train")
+    depths = []
+    for c in cameras:
+        s = check_camera(c, width)
+        depths.append(truth.render(c.T_world_cam, s.fx, s.fy, s.cx, s.cy, s.width, s.height)["depth"])
+    return VisibilityMaps.from_depths(cameras, depths)
+
+
 @pytest.fixture(scope="session")
 def selection(lens_env):
     """Six novel views with the Cambridge defaults (2 m / 6 m / 9 deg), written to a poses file."""
@@ -92,7 +105,8 @@ def selection(lens_env):
     d_scene, d_view, theta = defaults_for(run.scene.format)
     params = SelectionParams(n_novel=N_NOVEL, d_scene=d_scene, d_view=d_view, theta_deg=theta, seed=7,
                              min_opacity=0.3, check_width=16)
-    views = select_views(run, grid, params, log=lambda m: None)
+    views = select_views(run, grid, params, log=lambda m: None,
+                         visibility=oracle_visibility(run, lens_env["truth"]))
     paths = write_selection(views, lens_env["root"] / "novel" / "views.txt", run, params)
     return views, paths, params, grid
 
@@ -247,11 +261,12 @@ def test_selection_is_deterministic_for_a_seed(lens_env, selection):
     from nerfw.tools.select_views import select_views
 
     views, _, params, grid = selection
-    again = select_views(lens_env["run"], grid, params, log=lambda m: None)
+    visibility = oracle_visibility(lens_env["run"], lens_env["truth"])
+    again = select_views(lens_env["run"], grid, params, log=lambda m: None, visibility=visibility)
     for a, b in zip(views, again):
         np.testing.assert_array_equal(a.T_world_cam, b.T_world_cam)
     other = select_views(lens_env["run"], grid, dataclasses.replace(params, seed=params.seed + 1),
-                         log=lambda m: None)
+                         log=lambda m: None, visibility=visibility)
     assert any(not np.array_equal(a.T_world_cam, b.T_world_cam) for a, b in zip(views, other))
 
 
@@ -274,6 +289,75 @@ def test_free_mask_and_grid_refinement():
         assert len(free) >= previous  # finer grids hold more candidates
         previous = len(free)
     assert previous > 20
+
+
+def test_visibility_counts_cameras_that_saw_through_a_point():
+    from nerfw.data.scene import CameraView
+    from nerfw.tools.density import VisibilityMaps
+    from nerfw.tools.select_views import TrainCameras, free_mask
+
+    # Two cameras 2 m apart looking along +z at a wall 10 m away (z-depth 10), except the sky in the top half of
+    # the second camera's image.
+    cams = [CameraView(f"c{i}", Path("x"), "train", 16, 16, 16.0, 16.0, 8.0, 8.0, np.eye(4), 0.1, 100.0)
+            for i in range(2)]
+    cams[1].T_world_cam = np.eye(4)
+    cams[1].T_world_cam[:3, 3] = [2.0, 0.0, 0.0]
+    wall = np.full((8, 8), 10.0, np.float32)
+    sky = wall.copy()
+    sky[:4] = np.inf
+    maps = VisibilityMaps.from_depths(cams, [wall, sky])
+    assert maps.K[0, 0, 0] == pytest.approx(8.0) and maps.K[0, 0, 2] == pytest.approx(4.0)
+    pts = np.array([[1.0, 0.0, 5.0],  # 5 m in front of the wall in both views
+                    [1.0, 0.0, 9.0],  # 1 m in front of it: less than the 2 m margin
+                    [1.0, 0.0, 12.0],  # behind the wall
+                    [1.0, 0.0, -1.0],  # behind both cameras
+                    [1.0, -3.0, 9.0],  # up, 1 m before the wall: in the second camera's sky only
+                    [30.0, 0.0, 5.0]])  # outside both images
+    np.testing.assert_array_equal(maps.seen_through(pts, margin=2.0), [2, 0, 0, 0, 1, 0])
+    # along the ray, not along z: 2 m of z-depth before the wall is 2 sqrt(1 + (x/z)^2) m along the ray
+    off = np.array([[3.5, 0.0, 8.0]])  # x/z = 0.4375 in camera 0 (2.183 m), 0.1875 in camera 1 (2.035 m)
+    assert maps.seen_through(off, margin=2.1)[0] == 1 and maps.seen_through(off, margin=2.0)[0] == 2
+    surface = maps.surface_points()
+    assert len(surface) == 64 + 32 and np.allclose(surface[:, 2], 10.0)
+    train = TrainCameras(cams)
+    free = free_mask(pts, None, train, d_scene=2.0, d_view=50.0, visibility=maps, min_views=2)
+    np.testing.assert_array_equal(free, [True, False, False, False, False, False])
+    np.testing.assert_array_equal(free_mask(pts, None, train, 2.0, 50.0, maps, min_views=0), [True] * 6)
+
+
+def test_model_probe_selects_centres_outside_the_analytic_geometry(tiny_run, tiny_cambridge, tmp_path):
+    """Acceptance (issue 15): a really trained model, its OWN density probe and visibility maps, and the selected
+    centres checked against the generator's analytic geometry: none under the ground or inside a solid."""
+    from nerfw.synthetic import GroundTruth
+    from nerfw.tools.density import load_or_render_visibility, run_density
+    from nerfw.tools.run_io import load_run
+    from nerfw.tools.select_views import SelectionParams, select_views
+
+    run = load_run(tiny_run)
+    truth = GroundTruth.load(tiny_cambridge / "Tiny.groundtruth")
+    grid, _ = run_density(run, out_dir=tmp_path / "density", resolution=48, log=lambda m: None)
+    visibility = load_or_render_visibility(run, 32, cache_dir=tmp_path / "density", log=lambda m: None)
+    params = SelectionParams(n_novel=24, d_scene=1.0, d_view=6.0, theta_deg=9.0, seed=0, min_opacity=0.0,
+                             min_views=2, visibility_width=32)
+    views = select_views(run, grid, params, log=lambda m: None, visibility=visibility)
+    centers = np.stack([v.T_world_cam[:3, 3] for v in views])
+    sdf = truth.signed_distance(centers)
+    height = (centers @ truth.T_local_dataset[:3, :3].T + truth.T_local_dataset[:3, 3])[:, 2]  # above the ground
+    print(f"selected: sdf min {sdf.min():.2f} m, height min {height.min():.2f} m")
+    assert np.all(sdf > 0) and np.all(height > 0)
+    train = np.stack([c.center for c in run.scene.split("train")])
+    assert np.all(np.min(np.linalg.norm(centers[:, None] - train[None], axis=-1), axis=1) < params.d_view)
+    # Not vacuous: the density rule alone (min_views 0) on the same probe admits centres under the ground.
+    box = np.concatenate([train.min(0) - params.d_view, train.max(0) + params.d_view])
+    from nerfw.tools.select_views import TrainCameras, candidate_rounds
+
+    tcams = TrainCameras(run.scene.cameras)
+    lo, hi = np.maximum(grid.bounds[0], box[:3]), np.minimum(grid.bounds[1], box[3:])
+    _, density_only = next(candidate_rounds(lo, hi, grid.occupied_points, tcams, params.d_scene, params.d_view))
+    assert np.any(truth.signed_distance(density_only) < 0)
+    # The cache is reused: a second call reads the same maps without rendering.
+    again = load_or_render_visibility(run, 32, cache_dir=tmp_path / "density", log=lambda m: pytest.fail(m))
+    np.testing.assert_array_equal(again.depth[0], visibility.depth[0])
 
 
 # ----------------------------------------------------------------------------- synthesis
