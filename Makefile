@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nerfw demo --out demo_out
 
-test: $(STAMP)
+# The viewer's browser test needs Chromium: install Debian's package when it is missing and we are root (it is
+# skipped, with the reason, where that is not possible).
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q chromium >/dev/null 2>&1)); } || echo "note: no /usr/bin/chromium; the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q tests
 
 bench: $(STAMP)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "density": ("nerfw.tools.density", "probe the static density on a 3-D grid (LENS)"),
     "select-views": ("nerfw.tools.select_views", "choose novel camera poses in free space (LENS)"),
     "synthesize": ("nerfw.tools.synthesize", "render novel views into a Cambridge/7-Scenes-format dataset (LENS)"),
+    "view": ("nerfw.tools.viewer", "look at a trained run in a web browser (viser): fly, switch outputs, see cameras"),
     "demo": ("nerfw.tools.demo", "build the built-in scene, train, evaluate, render and export cameras"),
 }
 

@@ -1,0 +1,591 @@
+"""`nerfw view`: look at a trained run in a web browser (viser), flying the camera with the mouse.
+
+    nerfw view --run runs/nerf/exp            # then open http://127.0.0.1:7007
+    ssh -L 7007:localhost:7007 HOST           # from a laptop, for a run on a remote machine
+
+The page shows the model rendered from the browser's camera, the dataset's cameras as frustums with their
+photographs (click one to look through it; train red, test blue, synthesized LENS views from --views green)
+and the dataset's sparse points. Controls on the right: the output (RGB, static, transient, depth, beta),
+the appearance (a training image's embedding, or a blend of two), and the resolution.
+
+Rendering: while the camera moves, frames are rendered at a low resolution sized to take about
+PREVIEW_BUDGET_S; once the camera has been still for STILL_DELAY_S the frame is rendered again at the full
+resolution (a full render is abandoned as soon as the camera moves again). RGB with the mean or a blended
+appearance, static and depth use the fast renderer (nerfw/model/fast_render.py: static scene, grid field);
+transient, beta, and RGB with a training image's appearance (its transient objects included) use the renderer
+as trained.
+
+Frames: everything is shown in the run's model frame (nerfw.data.scene.Normalization: the dataset frame
+shifted and scaled so the scene's content ball is the unit ball; the axes stay the dataset's), whose camera
+axes are OpenCV's, as viser's.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfw.data.scene import CameraView, Normalization
+from nerfw.errors import ConfigError, NerfwError
+
+OUTPUTS = ("RGB", "static", "transient", "depth", "beta")
+MEAN = "mean of all images"
+NO_BLEND = "(none)"
+PREVIEW_BUDGET_S = 0.12  # target time of a low-resolution frame while the camera moves
+STILL_DELAY_S = 0.25  # the camera has been still this long: render at the full resolution
+MIN_PREVIEW_WIDTH = 48
+THUMBNAIL_SIDE = 96  # longest side of the frustums' photographs, pixels
+MAX_POINTS = 50_000  # sparse points shown (a random subset beyond this)
+SPLIT_COLOURS = {"train": (220, 40, 40), "test": (40, 90, 230), "synth": (30, 170, 60)}
+IDENTITY = Normalization(np.zeros(3), 1.0)
+
+
+# ----------------------------------------------------------------------------- cameras and rendering
+def rotation_to_wxyz(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) of a rotation matrix."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat()
+    return np.array([w, x, y, z])
+
+
+def wxyz_to_rotation(wxyz) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    w, x, y, z = np.asarray(wxyz, dtype=np.float64)
+    return Rotation.from_quat([x, y, z, w]).as_matrix()
+
+
+def vertical_fov(camera: CameraView) -> float:
+    """Vertical field of view of a dataset camera, radians."""
+    return 2.0 * math.atan(0.5 * camera.height / camera.fy)
+
+
+def view_camera(T_model_cam: np.ndarray, fov_y: float, aspect: float, width: int, near: float,
+                far: float) -> CameraView:
+    """A pinhole camera (model frame, square pixels, centred principal point) of the browser's view."""
+    width = max(1, int(width))
+    height = max(1, int(round(width / max(aspect, 1e-6))))
+    fy = 0.5 * height / math.tan(0.5 * fov_y)
+    return CameraView("viewer", Path("viewer.png"), "render", width, height, fy, fy, 0.5 * width, 0.5 * height,
+                      np.asarray(T_model_cam, dtype=np.float64), near, far)
+
+
+def uses_full_renderer(output: str, with_image_transients: bool) -> bool:
+    """Whether an output needs the renderer as trained (transient head on) rather than the fast one."""
+    return output in ("transient", "beta") or (output == "RGB" and with_image_transients)
+
+
+@torch.no_grad()
+def render_image(model, camera: CameraView, output: str, appearance: torch.Tensor | None, image_id: int | None,
+                 chunk: int = 16384, abort=None) -> np.ndarray | None:
+    """One output of the model at a model-frame camera as uint8 [H, W, 3]; None when ``abort()`` became true
+    between chunks. image_id: a training image whose transient embedding RGB uses (None: the static scene)."""
+    from nerfw.model.nerfw_model import RenderOutput
+    from nerfw.tools.rendering import camera_rays_model, colorize
+
+    if output not in OUTPUTS:
+        raise ConfigError(f"unknown output '{output}' (choose from {', '.join(OUTPUTS)})")
+    device = next(model.parameters()).device
+    with_transients = image_id is not None and bool(model.cfg.encode_t)
+    use_transient = uses_full_renderer(output, with_transients) and bool(model.cfg.encode_t)
+    o, d, near, far = camera_rays_model(camera, IDENTITY, device, distortion=False)
+    ids = torch.full((len(o),), int(image_id or 0), dtype=torch.long, device=device)
+    if appearance is not None:
+        appearance = appearance.to(device)
+    outs = []
+    for i in range(0, len(o), chunk):
+        if abort is not None and abort():
+            return None
+        sl = slice(i, i + chunk)
+        outs.append(model.render_chunked(o[sl], d[sl], near[sl], far[sl], ids[sl], chunk=chunk,
+                                         appearance=appearance, use_transient=use_transient, perturb=False,
+                                         fast=not use_transient))
+    out = RenderOutput.cat(outs)
+    H, W = camera.height, camera.width
+    if output in ("RGB", "static", "transient"):
+        rgb = {"RGB": out.rgb, "static": out.rgb_static, "transient": out.rgb_transient}[output]
+        img = rgb.float().reshape(H, W, 3).cpu().numpy()
+    elif output == "depth":
+        img = colorize(out.depth_median.float().reshape(H, W).cpu().numpy())
+    else:
+        img = colorize(out.beta.float().reshape(H, W).cpu().numpy())
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def check_port(host: str, port: int) -> None:
+    """A one-line error when ``host:port`` cannot be bound (busy port, unknown host, no permission)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does (TIME_WAIT is fine)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux / macOS / Windows
+                raise NerfwError(f"port {port} on {host} is busy (another viewer?); choose another with --port")
+            raise NerfwError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def load_viewer_run(run_dir: str | Path, device: str = "cpu"):
+    """The run to view, with one-line errors for a missing folder, a folder that is no run, no checkpoint."""
+    from nerfw.tools.run_io import load_run
+
+    path = Path(run_dir)
+    if not path.exists():
+        raise NerfwError(f"{path}: no such run folder")
+    if not path.is_dir():
+        raise NerfwError(f"{path}: not a folder (give a run folder, <root_dir>/<exp_name>)")
+    if not (path / "checkpoints").is_dir() and (path / "config.json").is_file():
+        raise NerfwError(f"{path}: the run has no checkpoint yet (training saves one every --save_latest_freq "
+                         "steps and at the end)")
+    return load_run(path, device=device)
+
+
+def thumbnail(path: Path, side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """A small RGB copy of an image file (None when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (side, side))  # JPEG: decode at a reduced size
+            im = im.convert("RGB")
+            im.thumbnail((side, side))
+            return np.asarray(im)
+    except (OSError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- the viewer
+@dataclass
+class Frame:
+    """What the browser shows: one rendered image and how it was made."""
+
+    image: np.ndarray
+    width: int
+    height: int
+    seconds: float
+    preview: bool
+    time: float
+
+
+class ClientView:
+    """One browser tab: a render thread that follows its camera and the GUI settings."""
+
+    def __init__(self, viewer: "Viewer", client):
+        self.viewer, self.client = viewer, client
+        self.version = 0  # bumped by every camera or setting change
+        self.moved_at = time.time()
+        self.rendered_version = -1
+        self.refined_version = -1
+        self.last_frame: Frame | None = None
+        self.frames = 0
+        self._event = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name=f"nerfw-view-{client.client_id}", daemon=True)
+        self._thread.start()
+
+    def changed(self, moved: bool = True) -> None:
+        if moved:
+            self.moved_at = time.time()
+        self.version += 1
+        self._event.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._event.set()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._event.wait(0.05)
+            self._event.clear()
+            version = self.version
+            try:
+                if version != self.rendered_version:
+                    self._render(version, preview=True)
+                elif self.refined_version != version and time.time() - self.moved_at >= STILL_DELAY_S:
+                    self._render(version, preview=False)
+            except Exception as exc:  # a render error must not kill the tab's thread
+                self.viewer.log(f"viewer: render failed: {type(exc).__name__}: {exc}")
+                self.rendered_version = self.refined_version = version
+
+    def _render(self, version: int, preview: bool) -> None:
+        viewer, cam = self.viewer, self.client.camera
+        try:
+            wxyz, position, fov, aspect = cam.wxyz, cam.position, cam.fov, cam.aspect
+        except AssertionError:  # no camera message from the browser yet
+            return
+        if not (np.all(np.isfinite(wxyz)) and np.all(np.isfinite(position)) and fov > 0 and aspect > 0):
+            return
+        settings = viewer.settings()
+        full_width = settings["width"]
+        key = settings["renderer"]
+        width = full_width
+        if preview:
+            per_pixel = viewer.seconds_per_pixel.get(key)
+            if per_pixel is not None:
+                width = int(math.sqrt(PREVIEW_BUDGET_S / per_pixel * aspect))
+            else:
+                width = min(full_width, 160)
+            width = max(MIN_PREVIEW_WIDTH, min(width, full_width))
+        T = np.eye(4)
+        T[:3, :3] = wxyz_to_rotation(wxyz)
+        T[:3, 3] = position
+        camera = view_camera(T, fov, aspect, width, viewer.near, viewer.far)
+        t0 = time.perf_counter()
+        with viewer.render_lock:
+            image = render_image(viewer.run.model, camera, settings["output"], settings["appearance"],
+                                 settings["image_id"], viewer.chunk,
+                                 abort=None if preview else (lambda: self.version != version or self._stop))
+        seconds = time.perf_counter() - t0
+        if image is None:  # abandoned: the camera moved
+            return
+        pixels = camera.width * camera.height
+        old = viewer.seconds_per_pixel.get(key)
+        viewer.seconds_per_pixel[key] = seconds / pixels if old is None else 0.5 * old + 0.5 * seconds / pixels
+        self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=70 if preview else 90)
+        self.client.flush()
+        self.last_frame = Frame(image, camera.width, camera.height, seconds, preview and width < full_width,
+                                time.time())
+        self.frames += 1
+        self.rendered_version = version
+        if not preview or width >= full_width:
+            self.refined_version = version
+        viewer.frame_rendered(self)
+
+
+class Viewer:
+    """A viser server showing one run. ``start()`` returns the URL; ``stop()`` ends it."""
+
+    def __init__(self, run, host: str = "127.0.0.1", port: int = 7007, views: str | Path | None = None,
+                 width: int | None = None, chunk: int = 16384, log=print):
+        self.run, self.host, self.port, self.chunk, self.log = run, host, port, chunk, log
+        self.views_path = Path(views) if views else None
+        device = next(run.model.parameters()).device
+        self.default_width = width or (1280 if device.type == "cuda" else 640)
+        self.seconds_per_pixel: dict[str, float] = {}
+        self.render_lock = threading.Lock()
+        self.clients: dict[int, ClientView] = {}
+        self.server = None
+        self.first_frame_at: float | None = None
+        self.started_at: float | None = None
+        self._gui: dict = {}
+        self._cameras: list[tuple[CameraView, np.ndarray]] = []  # (camera, T_model_cam)
+
+    # -------------------------------------------------------------- set-up
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> str:
+        import viser
+
+        check_port(self.host, self.port)
+        self._prepare_scene()
+        self.started_at = time.time()
+        with contextlib.redirect_stdout(io.StringIO()):  # viser's own banner; `nerfw view` prints the URL
+            server = viser.ViserServer(host=self.host, port=self.port, label=f"nerfw: {self.run.run_dir.name}",
+                                       verbose=False)
+        if server.get_port() != self.port:  # viser moves on to the next free port; we promised this one
+            with contextlib.redirect_stdout(io.StringIO()):
+                server.stop()
+            raise NerfwError(f"port {self.port} on {self.host} is busy (another viewer?); choose another with --port")
+        self.server = server
+        server.gui.configure_theme(show_share_button=False)  # sharing needs viser's servers on the internet
+        self._add_gui()
+        self._add_scene()
+        server.on_client_connect(self._connect)
+        server.on_client_disconnect(self._disconnect)
+        threading.Thread(target=self._add_thumbnails, name="nerfw-view-thumbnails", daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        for view in list(self.clients.values()):
+            view.stop()
+        if self.server is not None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.server.stop()
+            self.server = None
+
+    def _prepare_scene(self) -> None:
+        run, norm = self.run, self.run.normalization
+        scene = run.scene
+        cams = [c for c in scene.cameras if c.split in ("train", "test")] or list(scene.cameras)
+        if self.views_path is not None:
+            from nerfw.tools.poses_file import read_poses_file
+
+            if not self.views_path.is_file():
+                raise NerfwError(f"--views {self.views_path}: no such poses file")
+            cams += read_poses_file(self.views_path, scene.split("train")[0], split="synth")
+        self._cameras = [(c, norm.pose_to_model(c.T_world_cam)) for c in cams]
+        train = [(c, T) for c, T in self._cameras if c.split == "train"] or self._cameras
+        self.near = float(min(c.near for c, _ in train) * norm.scale)
+        self.far = float(max(c.far for c, _ in train) * norm.scale)
+        ups = -np.stack([T[:3, 1] for _, T in train])  # OpenCV cameras: image up is -y
+        up = ups.mean(0)
+        self.up = up / max(np.linalg.norm(up), 1e-9)
+        centres = np.stack([T[:3, 3] for _, T in self._cameras])
+        if len(centres) > 1:
+            from scipy.spatial import cKDTree
+
+            nn = cKDTree(centres).query(centres, k=2)[0][:, 1]
+            spacing = float(np.median(nn[nn > 0])) if np.any(nn > 0) else 0.1
+        else:
+            spacing = 0.1
+        self.frustum_scale = float(np.clip(0.6 * spacing, 0.02, 0.3))
+        self.train_names = [c.name for c, _ in train]
+        self.points = None
+        if scene.points is not None and len(scene.points):
+            pts = norm.points_to_model(scene.points)
+            cols = scene.point_colors if scene.point_colors is not None else np.full((len(pts), 3), 200, np.uint8)
+            if len(pts) > MAX_POINTS:
+                keep = np.random.default_rng(0).choice(len(pts), MAX_POINTS, replace=False)
+                pts, cols = pts[keep], cols[keep]
+            self.points = (pts.astype(np.float32), np.asarray(cols, dtype=np.uint8))
+
+    def _add_gui(self) -> None:
+        gui = self.server.gui
+        run = self.run
+        gui.add_markdown(f"**Run** `{run.run_dir}`  \nstep {run.step} · {len(run.image_names)} images · "
+                         f"field {run.cfg.model.field}")
+        g = self._gui
+        g["output"] = gui.add_dropdown("Output", OUTPUTS, initial_value="RGB",
+                                       hint="RGB: the model's image; static: the static scene only; transient: "
+                                            "the transient objects of the appearance image; depth: median "
+                                            "depth; beta: NeRF-W's per-pixel uncertainty")
+        options = [MEAN] + self.train_names
+        g["appearance"] = gui.add_dropdown("Appearance", options, initial_value=MEAN,
+                                           hint="whose lighting and exposure: a training image's embedding "
+                                                "(RGB then also shows that image's transient objects) or the mean")
+        g["blend_to"] = gui.add_dropdown("Blend to", [NO_BLEND] + self.train_names, initial_value=NO_BLEND,
+                                         hint="a second training image; the slider mixes the two embeddings")
+        g["blend"] = gui.add_slider("Blend", 0.0, 1.0, 0.05, 0.0, hint="0: the first appearance, 1: the second")
+        g["width"] = gui.add_slider("Resolution (px wide)", 64, 2048, 16, int(self.default_width),
+                                    hint="width of the still image; while the camera moves a smaller image is "
+                                         "rendered, sized to keep the view fluid")
+        g["cameras"] = gui.add_checkbox("Show cameras", True, hint="the dataset's cameras as frustums (click one "
+                                                                   "to look through it)")
+        g["photos"] = gui.add_checkbox("Camera photos", True, hint="each frustum shows its photograph")
+        g["points"] = gui.add_checkbox("Show points", self.points is not None, disabled=self.points is None,
+                                       hint="the dataset's sparse 3-D points")
+        g["status"] = gui.add_markdown("waiting for the browser's camera ...")
+        reset = gui.add_button("Reset view", hint="back to the first training camera")
+
+        @reset.on_click
+        def _(event) -> None:
+            if event.client is not None:
+                self.look_through(event.client, 0)
+
+        for name in ("output", "appearance", "blend_to", "blend", "width"):
+            g[name].on_update(lambda _event: self._settings_changed())
+        g["cameras"].on_update(lambda _event: self._show_cameras())
+        g["photos"].on_update(lambda _event: self._show_photos())
+        g["points"].on_update(lambda _event: self._show_points())
+
+    def _add_scene(self) -> None:
+        scene = self.server.scene
+        scene.set_up_direction(tuple(float(v) for v in self.up))
+        first_cam, T0 = self._cameras[0]
+        look = T0[:3, 3] + T0[:3, 2] * max(float(np.linalg.norm(T0[:3, 3])), 0.5)
+        self.server.initial_camera.position = tuple(T0[:3, 3])
+        self.server.initial_camera.look_at = tuple(look)
+        self.server.initial_camera.up = tuple(self.up)
+        self.server.initial_camera.fov = vertical_fov(first_cam)
+        self._points = None
+        if self.points is not None:
+            self._points = scene.add_point_cloud("/points", self.points[0], self.points[1], point_size=0.06 * self.frustum_scale,
+                                  point_shape="rounded")
+        self._frustums = []
+        for k, (cam, T) in enumerate(self._cameras):
+            handle = scene.add_camera_frustum(
+                f"/cameras/{cam.split}/{k:05d}", fov=vertical_fov(cam), aspect=cam.width / cam.height,
+                scale=self.frustum_scale, color=SPLIT_COLOURS.get(cam.split, (150, 150, 150)),
+                wxyz=rotation_to_wxyz(T[:3, :3]), position=T[:3, 3], thickness=0.004 * self.frustum_scale / 0.1)
+            handle.on_click(self._frustum_clicked(k))
+            self._frustums.append(handle)
+        self._thumbnails: dict[int, np.ndarray] = {}
+        self._inside: int | None = None  # the camera a browser looks through: its frustum would cover the view
+        self._hide_frustum(0)  # the initial view is the first camera's
+
+    def _frustum_clicked(self, k: int):
+        def callback(event) -> None:
+            if event.client is not None:
+                self.look_through(event.client, k)
+        return callback
+
+    def look_through(self, client, k: int) -> None:
+        """Put a browser's camera at dataset camera k (its frustum is hidden while the view is there)."""
+        cam, T = self._cameras[k]
+        self._hide_frustum(k)
+        self.move_to(client, T, vertical_fov(cam))
+        self.log(f"viewer: looking through {cam.name} ({cam.split})")
+
+    def _hide_frustum(self, k: int | None) -> None:
+        if self._inside is not None and self._inside != k:
+            self._frustums[self._inside].visible = bool(self._gui["cameras"].value)
+        self._inside = k
+        self._arrived = False  # set once a browser's camera reports the position of camera k
+        if k is not None:
+            self._frustums[k].visible = False
+
+    def _left_camera(self, position: np.ndarray) -> None:
+        """Show the hidden frustum again once the view has moved away from its camera."""
+        k = self._inside
+        if k is None:
+            return
+        near = np.linalg.norm(position - self._cameras[k][1][:3, 3]) <= 0.5 * self.frustum_scale
+        if near:
+            self._arrived = True
+        elif self._arrived:  # (messages sent before the browser got there do not count)
+            self._hide_frustum(None)
+
+    def _show_cameras(self) -> None:
+        on = bool(self._gui["cameras"].value)
+        for k, handle in enumerate(self._frustums):
+            handle.visible = on and k != self._inside
+
+    def _show_photos(self) -> None:
+        on = bool(self._gui["photos"].value)
+        for k, handle in enumerate(self._frustums):
+            if k in self._thumbnails:
+                handle.image = self._thumbnails[k] if on else None
+
+    def _show_points(self) -> None:
+        if self._points is not None:
+            self._points.visible = bool(self._gui["points"].value)
+
+    def _add_thumbnails(self) -> None:
+        for k, (handle, (cam, _)) in enumerate(zip(list(self._frustums), self._cameras)):
+            if self.server is None:
+                return
+            if cam.split == "synth":
+                continue
+            image = thumbnail(cam.image_path)
+            if image is not None:
+                self._thumbnails[k] = image
+                try:
+                    if self._gui["photos"].value:
+                        handle.image = image
+                except Exception:  # the server stopped meanwhile
+                    return
+
+    # -------------------------------------------------------------- clients
+    def _connect(self, client) -> None:
+        view = ClientView(self, client)
+        self.clients[client.client_id] = view
+        def camera_moved(camera) -> None:
+            view.changed(moved=True)
+            self._left_camera(np.asarray(camera.position))
+
+        client.camera.on_update(camera_moved)
+        view.changed()
+
+    def _disconnect(self, client) -> None:
+        view = self.clients.pop(client.client_id, None)
+        if view is not None:
+            view.stop()
+
+    def _settings_changed(self) -> None:
+        for view in list(self.clients.values()):
+            view.changed(moved=False)
+
+    def move_to(self, client, T_model_cam: np.ndarray, fov: float | None = None) -> None:
+        """Put a browser's camera at a model-frame pose (camera-to-model, OpenCV axes)."""
+        with client.atomic():
+            client.camera.wxyz = rotation_to_wxyz(T_model_cam[:3, :3])
+            client.camera.position = np.asarray(T_model_cam[:3, 3], dtype=np.float64)
+            if fov is not None:
+                client.camera.fov = float(fov)
+        client.flush()
+
+    def settings(self) -> dict:
+        """The GUI's current choices resolved: output, width, appearance vector, image id, renderer key."""
+        g, model = self._gui, self.run.model
+        first, second, t = g["appearance"].value, g["blend_to"].value, float(g["blend"].value)
+        image_id = None
+        if first == MEAN:
+            vec = model.appearance_vector(mean=True)
+            if second != NO_BLEND and t > 0:
+                vec = (1 - t) * vec + t * model.appearance_vector(image_id=self.run.image_id(second))
+        else:
+            a = self.run.image_id(first)
+            if second != NO_BLEND and t > 0:
+                vec = model.appearance_vector(interpolate=(a, self.run.image_id(second), t))
+            else:
+                vec, image_id = model.appearance_vector(image_id=a), a
+        output = g["output"].value
+        full = uses_full_renderer(output, image_id is not None and bool(model.cfg.encode_t))
+        return {"output": output, "width": int(g["width"].value), "appearance": vec, "image_id": image_id,
+                "renderer": "full" if full else "fast"}
+
+    def frame_rendered(self, view: ClientView) -> None:
+        frame = view.last_frame
+        if self.first_frame_at is None:
+            self.first_frame_at = frame.time
+        kind = "preview" if frame.preview else "full"
+        self._gui["status"].content = (f"{kind} frame {frame.width}x{frame.height} in {frame.seconds:.2f} s · "
+                                       f"step {self.run.step}")
+
+
+# ----------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser
+
+    p = Parser(prog="nerfw view", description=__doc__)
+    p.add_argument("--run", required=True, help="a training run folder (<root_dir>/<exp_name>) with a checkpoint")
+    p.add_argument("--port", type=int, default=7007, help="TCP port of the web page; change it when it is busy")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on: 127.0.0.1 serves this machine only (use an SSH tunnel from "
+                        "elsewhere); 0.0.0.0 serves every network interface (anyone who can reach the port)")
+    p.add_argument("--views", default="",
+                   help="a Cambridge-format poses file of synthesized views (nerfw select-views) to draw as green "
+                        "frustums (default: none)")
+    p.add_argument("--width", type=int, default=0,
+                   help="initial width in pixels of the still image (0: 640 on a CPU, 1280 on a GPU); the page "
+                        "has a slider")
+    p.add_argument("--chunk", type=int, default=16384,
+                   help="rays per forward pass; only speed and memory change")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    if args.width < 0 or args.chunk < 1:
+        raise ConfigError("expected --width >= 0 and --chunk >= 1")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.time()
+    check_port(args.host, args.port)  # fail before the (slower) model load
+    run = load_viewer_run(args.run, device=device)
+    viewer = Viewer(run, args.host, args.port, views=args.views or None, width=args.width or None, chunk=args.chunk)
+    url = viewer.start()
+    print(f"nerfw view: {run.run_dir} (step {run.step}) ready in {time.time() - t0:.1f} s at {url}", flush=True)
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        print(f"  from another machine: ssh -L {args.port}:localhost:{args.port} <this host>, then open "
+              f"http://localhost:{args.port}", flush=True)
+    print("  Ctrl+C stops the viewer", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("nerfw view: stopped", flush=True)
+    finally:
+        viewer.stop()
+    return 0
