@@ -1,7 +1,7 @@
 """The fast field: contracted points -> multi-resolution tri-planes -> small MLPs + the NeRF-W heads.
 
 Tri-planes rather than a hash grid because they are ~10x faster forward + backward in pure PyTorch on a CPU
-at similar capacity (python -m nerfw.fields.benchmark; numbers in docs/model.md).
+at similar capacity (benchmarks/encodings.py; numbers in docs/model.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time grid encodings and whole training steps on this machine: ``python -m nerfw.fields.benchmark``.
+"""Time grid encodings and whole training steps on this machine: ``.venv/bin/python benchmarks/encodings.py``.
 
 The numbers in docs/model.md come from this script (2-core CPU, float32). Timings are the best of
 ``--repeats`` runs, because other processes on a shared machine only ever make a run slower.
