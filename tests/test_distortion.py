@@ -160,8 +160,6 @@ def test_rays_beyond_the_fold_of_the_lens_model_fall_back_to_pinhole(lens, point
     np.testing.assert_allclose(cv.distort(lens, xy[:1]), points[:1], atol=1e-9)  # the lens ray
 
 
-@pytest.mark.xfail(reason="conventions.undistort returns the finite solution beyond the fold of the model (or behind "
-                          "a fisheye) instead of NaN; nerfw.training.ray_batches.in_lens_domain guards the rays")
 @pytest.mark.parametrize("lens,points", FOLDED)
 def test_conventions_undistort_is_nan_outside_the_domain(lens, points):
     out = cv.undistort(lens, np.asarray(points, dtype=float))

@@ -13,14 +13,13 @@ pinhole direction; such pixels are counted and warned about once.
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from nerfw.data.conventions import Distortion, distort, pixels_to_normalized
+from nerfw.data.conventions import Distortion, in_lens_domain, pixels_to_normalized
 from nerfw.data.scene import CameraView, Normalization
 
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -63,56 +62,6 @@ class RayBatch:
     def to(self, device) -> "RayBatch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return RayBatch(*(move(getattr(self, f)) for f in self.__dataclass_fields__))
-
-
-def _radial_map(distortion: Distortion, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(undistorted radius, distorted radius) of the radial part of a lens along parameter t: the undistorted
-    radius for "opencv" (NaN where the rational denominator is not positive), the angle theta for "fisheye"."""
-    c = distortion.coeffs
-    t2 = t * t
-    if distortion.model == "fisheye":
-        return np.tan(t), t * (1 + t2 * (c[0] + t2 * (c[1] + t2 * (c[2] + t2 * c[3]))))
-    den = 1 + t2 * (c[5] + t2 * (c[6] + t2 * c[7]))
-    return t, t * (1 + t2 * (c[0] + t2 * (c[1] + t2 * c[4]))) / np.where(den > 0, den, np.nan)
-
-
-@functools.lru_cache(maxsize=4096)
-def fold_radius(distortion: Distortion) -> float:
-    """The undistorted radius where the radial part of an "opencv" / "fisheye" lens model stops increasing (its
-    fold; inf when it increases out to radius 50 or, fisheye, to 90 degrees). Beyond it the model has no inverse.
-    A scan on a coarse grid, then on a fine one inside the first bracket that turns back (to ~1e-7 of the range)."""
-    lo, hi = 0.0, (np.pi / 2 if distortion.model == "fisheye" else 50.0)
-    for _ in range(3):
-        t = np.linspace(lo, hi, 2001)
-        r, rd = _radial_map(distortion, t)
-        bad = np.flatnonzero(~(np.diff(rd) > 0))  # turning back, or the rational denominator crossed zero
-        if not len(bad):
-            return float("inf") if lo == 0.0 else float(r[-1])
-        lo, hi = t[max(bad[0] - 1, 0)], t[bad[0] + 1]
-    return float(_radial_map(distortion, np.array([lo]))[0][0])
-
-
-def in_lens_domain(distortion: Distortion, xy_d: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """[N] bool: xy [N, 2] is the undistortion of xy_d [N, 2] on the lens model's invertible branch.
-
-    Newton can converge to a solution beyond the fold of the model (where the distortion polynomial turns back)
-    or behind the camera (fisheye theta > 90 degrees): a finite answer that is the ray of another pixel. Valid is:
-    finite, distort(xy) = xy_d, the radius of xy inside the fold of the radial part (fold_radius) and, with
-    tangential terms, the Jacobian of `distort` positive at xy. "nvm" is closed-form: valid while
-    r_d (1 + k r_d^2) still increases at the distorted radius r_d."""
-    ok = np.all(np.isfinite(xy), axis=-1)
-    if distortion.model == "nvm":
-        k = distortion.coeffs[0]
-        return ok & (1 + 3 * k * np.sum(xy_d * xy_d, axis=-1) > 0)
-    safe = np.where(ok[:, None], xy, 0.0)
-    ok &= np.max(np.abs(distort(distortion, safe) - xy_d), axis=-1) < 1e-8 * np.maximum(1, np.abs(xy_d).max(-1))
-    ok &= np.hypot(safe[:, 0], safe[:, 1]) < fold_radius(distortion)
-    if distortion.model == "opencv" and (distortion.coeffs[2] or distortion.coeffs[3]):
-        eps = 1e-7
-        jx = (distort(distortion, safe + [eps, 0]) - distort(distortion, safe - [eps, 0])) / (2 * eps)
-        jy = (distort(distortion, safe + [0, eps]) - distort(distortion, safe - [0, eps])) / (2 * eps)
-        ok &= jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0] > 0
-    return ok
 
 
 def lens_normalized(fx: float, fy: float, cx: float, cy: float, uv: np.ndarray,
