@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select-views": ("nerfw.tools.select_views", "choose novel camera poses in free space (LENS)"),
     "synthesize": ("nerfw.tools.synthesize", "render novel views into a Cambridge/7-Scenes-format dataset (LENS)"),
     "view": ("nerfw.tools.viewer", "look at a trained run in a web browser (viser): fly, switch outputs, see cameras"),
+    "localize": ("nerfw.localization.cli", "localize query photos with the trained NeRF-W as the map (SIFT, PnP)"),
     "demo": ("nerfw.tools.demo", "build the built-in scene, train, evaluate, render and export cameras"),
 }
 

@@ -1,0 +1,176 @@
+"""Localize one query against a LocMap: retrieval -> 2-D/3-D matches -> PnP -> refinement by rendering.
+
+Stages of a query (each recorded with its pose, so one run measures them all):
+
+* ``retrieval``: the pose of the top VLAD match (no geometry);
+* ``map``: mutual-nearest-neighbour + ratio-test matches of the query's SIFT to each of the top-k map images'
+  keypoints with a 3-D point, pooled; LO-RANSAC PnP + non-linear refinement (pycolmap);
+* ``refined``: the model renders the static scene (fast renderer, pinhole, at the query's feature resolution,
+  appearance of the training image nearest to the estimate) at the current estimate; SIFT of the render, each
+  render keypoint's 3-D point from the rendered median depth (where the opacity is >= 0.9); the query is matched
+  to the render and the pose solved again. Rounds repeat while the inlier count grows (``refine`` rounds at
+  most); a round with fewer inliers than the previous one is discarded, and the first round must reach
+  ``min_inliers``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nerfw.localization.features import SiftExtractor, match_descriptors, read_grey, to_grey
+from nerfw.localization.mapping import LocMap, feature_shape, normalized_rays
+from nerfw.localization.pose import PoseEstimate, pose_errors, solve_pose
+from nerfw.localization.queries import Query
+from nerfw.localization.retrieval import top_k, vlad
+
+
+@dataclass
+class LocalizeParams:
+    top_k: int = 5  # map images matched per query
+    ratio: float = 0.8  # Lowe's ratio
+    max_error: float = 4.0  # RANSAC reprojection threshold, pixels of the feature image
+    min_inliers: int = 12  # fewer PnP inliers: the query fails
+    refine: int = 3  # render-and-match rounds at most (0: no refinement)
+    render_min_opacity: float = 0.9  # render keypoints need this opacity for a 3-D point
+    chunk: int = 8192
+
+
+@dataclass
+class QueryResult:
+    name: str
+    status: str = "failed"  # "ok" | "failed"
+    reason: str = ""
+    T_world_cam: np.ndarray | None = None
+    inliers: int = 0
+    matches: int = 0
+    keypoints: int = 0
+    retrieved: list = field(default_factory=list)  # [(name, similarity)]
+    stages: dict = field(default_factory=dict)  # stage -> {"T_world_cam", "inliers", "seconds"}
+    seconds: float = 0.0
+    T_true: np.ndarray | None = None
+
+
+class Localizer:
+    def __init__(self, run, locmap: LocMap, params: LocalizeParams, extractor: SiftExtractor | None = None):
+        self.run, self.map, self.params = run, locmap, params
+        self.extractor = extractor or SiftExtractor()
+        train = np.nonzero(locmap.image_ids >= 0)[0]
+        self._train_rows = train  # map rows that are training photographs (appearance for the renders)
+
+    # ------------------------------------------------------------------ pieces
+    def _ref_pixels(self, query: Query, uv_feat: np.ndarray, shape) -> np.ndarray:
+        """Undistorted pinhole pixel coordinates [N, 2] in the query's reference camera."""
+        cam = query.camera
+        xy = normalized_rays(cam, keypoints_in_camera_uv(uv_feat, cam, shape))
+        return xy * np.array([cam.fx, cam.fy]) + np.array([cam.cx, cam.cy])
+
+    def _solve(self, query: Query, shape, uv_ref: np.ndarray, xyz: np.ndarray) -> PoseEstimate | None:
+        cam = query.camera
+        max_error = self.params.max_error * cam.width / shape[0]  # feature pixels -> reference pixels
+        return solve_pose(uv_ref, xyz, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height, max_error,
+                          self.params.min_inliers)
+
+    def _map_matches(self, desc: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q_idx, xyz = [], []
+        for i in rows:
+            d, X = self.map.image_features(int(i))
+            pairs = match_descriptors(desc, d, self.params.ratio)
+            q_idx.append(pairs[:, 0])
+            xyz.append(X[pairs[:, 1]])
+        if not q_idx:
+            return np.zeros(0, np.int64), np.zeros((0, 3))
+        return np.concatenate(q_idx), np.concatenate(xyz)
+
+    def _appearance_row(self, T: np.ndarray) -> int:
+        centres = self.map.centers[self._train_rows]
+        return int(self.map.image_ids[self._train_rows[int(np.argmin(np.linalg.norm(centres - T[:3, 3], axis=1)))]])
+
+    def _render_points(self, query: Query, shape, T: np.ndarray):
+        """SIFT of the model's render at pose T, with the rendered 3-D point of each keypoint: (desc, xyz)."""
+        from nerfw.tools.rendering import render_camera
+
+        cam = query.camera
+        sx, sy = shape[0] / cam.width, shape[1] / cam.height
+        cam_f = dataclasses.replace(cam, width=shape[0], height=shape[1], fx=cam.fx * sx, fy=cam.fy * sy,
+                                    cx=cam.cx * sx, cy=cam.cy * sy, T_world_cam=T, distortion=None)
+        if cam_f.far <= 0:
+            from nerfw.localization.mapping import bounds_for
+
+            cam_f = bounds_for(self.run, cam_f)
+        image_id = self._appearance_row(T)
+        out = render_camera(self.run.model, cam_f, self.run.normalization, self.params.chunk,
+                            appearance=self.run.model.appearance_vector(image_id=image_id), image_id=image_id,
+                            use_transient=False, fast=True, distortion=False)
+        feats = self.extractor(to_grey(out["rgb"]))
+        iu = np.clip(np.floor(feats.uv[:, 0]).astype(int), 0, shape[0] - 1)
+        iv = np.clip(np.floor(feats.uv[:, 1]).astype(int), 0, shape[1] - 1)
+        z, op = out["depth"][iv, iu], out["opacity"][iv, iu]
+        keep = (op >= self.params.render_min_opacity) & np.isfinite(z) & (z > 0)
+        xy = (feats.uv[keep] - [cam_f.cx, cam_f.cy]) / [cam_f.fx, cam_f.fy]
+        X = (np.concatenate([xy, np.ones((len(xy), 1))], -1) * z[keep][:, None]) @ T[:3, :3].T + T[:3, 3]
+        return feats.desc[keep], X
+
+    # ------------------------------------------------------------------ one query
+    def localize(self, query: Query) -> QueryResult:
+        p = self.params
+        t0 = time.time()
+        res = QueryResult(query.name, T_true=query.camera.T_world_cam if query.known else None)
+        shape = feature_shape(query.path, self.map.feature_size)
+        feats = self.extractor(read_grey(query.path, shape))
+        res.keypoints = len(feats)
+        if len(feats) < p.min_inliers:
+            return self._fail(res, t0, f"only {len(feats)} SIFT keypoints (an image without texture, e.g. sky)")
+        rows, sims = top_k(vlad(feats.desc, self.map.centres), self.map.vlad, p.top_k)
+        res.retrieved = [(self.map.names[int(i)], float(s)) for i, s in zip(rows, sims)]
+        res.stages["retrieval"] = {"T_world_cam": self.map.T_world_cam[int(rows[0])].copy(), "inliers": 0,
+                                   "seconds": time.time() - t0}
+        uv_ref = self._ref_pixels(query, feats.uv, shape)
+        q_idx, xyz = self._map_matches(feats.desc, rows)
+        res.matches = len(q_idx)
+        if len(q_idx) < p.min_inliers:
+            return self._fail(res, t0, f"only {len(q_idx)} 2-D/3-D matches with the top {p.top_k} map images")
+        est = self._solve(query, shape, uv_ref[q_idx], xyz)
+        if est is None:
+            return self._fail(res, t0, f"no pose with >= {p.min_inliers} inliers from {len(q_idx)} matches")
+        res.stages["map"] = {"T_world_cam": est.T_world_cam, "inliers": est.inliers, "seconds": time.time() - t0}
+        best, previous = est, 0
+        rounds = 0
+        for _ in range(p.refine):
+            desc_r, X_r = self._render_points(query, shape, best.T_world_cam)
+            pairs = match_descriptors(feats.desc, desc_r, p.ratio)
+            new = self._solve(query, shape, uv_ref[pairs[:, 0]], X_r[pairs[:, 1]]) if len(pairs) else None
+            if new is None or new.inliers <= previous:
+                break
+            best, previous = new, new.inliers
+            rounds += 1
+        if p.refine > 0:
+            res.stages["refined"] = {"T_world_cam": best.T_world_cam, "inliers": best.inliers, "rounds": rounds,
+                                     "seconds": time.time() - t0}
+        res.status, res.T_world_cam, res.inliers = "ok", best.T_world_cam, best.inliers
+        res.seconds = time.time() - t0
+        return res
+
+    def _fail(self, res: QueryResult, t0: float, reason: str) -> QueryResult:
+        res.status, res.reason, res.seconds = "failed", reason, time.time() - t0
+        return res
+
+
+def keypoints_in_camera_uv(uv_feat: np.ndarray, camera, shape) -> np.ndarray:
+    return uv_feat * np.array([camera.width / shape[0], camera.height / shape[1]])
+
+
+def errors_of(res: QueryResult, stage: str | None = None) -> tuple[float, float]:
+    """(translation, rotation degrees) of a result (or of one of its stages) against its true pose; inf when the
+    query (or stage) failed; nan when the true pose is unknown."""
+    if res.T_true is None:
+        return float("nan"), float("nan")
+    if stage is None:
+        T = res.T_world_cam if res.status == "ok" else None
+    else:
+        T = res.stages.get(stage, {}).get("T_world_cam")
+    if T is None:
+        return float("inf"), float("inf")
+    return pose_errors(T, res.T_true)
