@@ -20,9 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "--images, default the dataset's folder); errors are computed against it")
     q.add_argument("--fx", type=float, default=None, help="query intrinsics in their pixels (default: the dataset's "
                                                           "camera, when all its images share one)")
-    q.add_argument("--fy", type=float, default=None)
-    q.add_argument("--cx", type=float, default=None)
-    q.add_argument("--cy", type=float, default=None)
+    q.add_argument("--fy", type=float, default=None, help="vertical focal length in pixels (default --fx)")
+    q.add_argument("--cx", type=float, default=None, help="principal point x in pixels (default: the image centre)")
+    q.add_argument("--cy", type=float, default=None, help="principal point y in pixels (default: the image centre)")
     q.add_argument("--max_queries", type=int, default=0, help="localize the first N queries only (0: all)")
     m = p.add_argument_group("map")
     m.add_argument("--map_extra", default="", help="a `nerfw synthesize` output whose views join the map (LENS)")
@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--refine", type=int, default=3, help="render-and-match rounds at most (0: off)")
     p.add_argument("--name", default="", help="output folder name under RUN/localization (default: from the queries)")
     p.add_argument("--out", default="", help="output folder (default RUN/localization/<name>)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
     return p
 
 
