@@ -18,9 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", default=None, help="scene folder name (default SynthSquare / synthroom / SynthLandmark)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the scene (layout of objects, people, "
                                                        "lighting); another seed gives another scene")
-    p.add_argument("--width", type=int, default=None, help="image width (default 480 cambridge, 160 7scenes); "
-                                                           "collection: every photo's long side (default 240)")
-    p.add_argument("--height", type=int, default=None, help="image height (default 270 cambridge, 120 7scenes; "
+    p.add_argument("--width", type=int, default=None,
+                   help="image width in pixels (default 480 cambridge; 640 7scenes, as the real dataset ships, "
+                        "reduced at training time with --img_downscale); collection: every photo's long side "
+                        "(default 240)")
+    p.add_argument("--height", type=int, default=None, help="image height (default 270 cambridge, 480 7scenes; "
                                                             "not used by collection)")
     p.add_argument("--n_train", type=int, default=None, help="training images (default 64 / 48 / 70)")
     p.add_argument("--n_test", type=int, default=None, help="test images (default 12; collection 10 = every 8th "

@@ -24,7 +24,8 @@ from nerfw.synthetic.geometry import Primitives
 
 DEFAULTS = {
     "cambridge": {"scene": "SynthSquare", "width": 480, "height": 270, "n_train": 64, "n_test": 12},
-    "7scenes": {"scene": "synthroom", "width": 160, "height": 120, "n_train": 48, "n_test": 12},
+    # 640x480 as 7-Scenes ships its colour and depth images; train with --img_downscale as for the real dataset
+    "7scenes": {"scene": "synthroom", "width": 640, "height": 480, "n_train": 48, "n_test": 12},
 }
 LANDMARKS_PER_IMAGE = 40
 NVM_SAMPLES_PER_IMAGE = 40
