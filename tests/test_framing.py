@@ -100,3 +100,12 @@ def test_real_fox_is_framed_on_the_fox():
     distances = np.array([np.linalg.norm(c.center - framing.center) for c in train]) / framing.radius
     assert 1.5 < np.median(distances) < 5.0
     assert choose_framing(scene, "cameras").radius > 5 * framing.radius
+
+
+def test_scene_box_with_negative_corner_parses_on_the_command_line():
+    """argparse would read '-1,-2,...' as an option; train and inspect accept it after --scene_box."""
+    from nerfw.training.config import parse_config
+
+    cfg = parse_config(["--data_root_dir", "x", "--scene_box", "-1,-2,-3,1,2,3"])
+    assert cfg.train.scene_box == "-1,-2,-3,1,2,3"
+    np.testing.assert_allclose(parse_scene_box(cfg.train.scene_box), [[-1, -2, -3], [1, 2, 3]])

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
-from nerfw.data.framing import METHODS, choose_framing, parse_scene_box
+from nerfw.data.framing import METHODS, choose_framing, join_scene_box_arg, parse_scene_box
 from nerfw.data.loader import FORMATS, load_scene
 from nerfw.data.scene import SceneData
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_scene_box_arg(sys.argv[1:] if argv is None else argv))
     scene = load_from_args(args)
     framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box))
     if args.json:

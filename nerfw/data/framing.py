@@ -52,6 +52,16 @@ class Framing:
                 "reason": self.reason}
 
 
+def join_scene_box_arg(argv: list[str]) -> list[str]:
+    """`--scene_box -1,-2,0,1,2,3` -> `--scene_box=-1,-2,0,1,2,3`: argparse takes a value starting with '-' for
+    an option, and a box's first corner usually has negative coordinates."""
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] == "--scene_box" and out[i + 1].startswith("-") and "," in out[i + 1]:
+            out[i:i + 2] = [f"--scene_box={out[i + 1]}", ""]
+    return [a for a in out if a != ""]
+
+
 def parse_scene_box(text: str) -> np.ndarray | None:
     """"x0,y0,z0,x1,y1,z1" -> [2, 3] (min corner, max corner) or None for an empty string."""
     if not text:

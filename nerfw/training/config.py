@@ -250,7 +250,9 @@ def build_parser(prog: str = "nerfw train") -> argparse.ArgumentParser:
 
 def parse_config(argv: list[str]) -> Config:
     """Command line (+ optional --config FILE) -> validated Config. Errors are one-line ConfigErrors."""
-    given = vars(build_parser().parse_args(argv))
+    from nerfw.data.framing import join_scene_box_arg
+
+    given = vars(build_parser().parse_args(join_scene_box_arg(argv)))
     base: dict = {"train": {}, "model": {}}
     if given.get("config"):
         path = Path(given["config"])
