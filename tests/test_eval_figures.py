@@ -52,3 +52,21 @@ def test_plot_training_writes_a_png(tmp_path):
     assert image.shape[0] > 300 and image.shape[1] > 1000 and image.std() > 10
     empty = plot_training(tmp_path / "none.txt", [], tmp_path / "empty.png")  # no log, no images: still a PNG
     assert Image.open(empty).size[0] > 1000
+
+
+def test_nerfw_eval_writes_labelled_panels_and_the_plot(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    from nerfw.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--run", str(tiny_run), "--max_images", "1", "--fit_steps", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"panels (ground truth | render | static | transient | depth | beta, labelled): {out / 'panels'}" in printed
+    assert f"{out / 'plots.png'}" in printed
+    panel = np.asarray(Image.open(next((out / "panels").rglob("*.png"))))
+    assert panel.shape[1] == 6 * 80 and panel.shape[0] > 45  # the tiny scene's 80x45 tiles under a label strip
+    assert Image.open(out / "plots.png").size[0] > 1000
+    import json
+
+    assert json.loads((out / "metrics.json").read_text())["figures"]["plot"] == str(out / "plots.png")

@@ -104,8 +104,14 @@ def main(argv: list[str]) -> int:
               f"transient mask IoU: {g['transient_mask_iou']}")
     print(f"scene:        {data_root / DEMO_SCENE} (ground truth beside it)")
     print(f"run:          {run_dir} (checkpoints/, tensorboard/, config.json)")
-    print(f"metrics:      {run_dir / 'eval' / 'test' / 'metrics.json'} and panels/")
+    print(f"metrics:      {run_dir / 'eval' / 'test' / 'metrics.json'}")
+    figures = metrics.get("figures") or {}
+    if figures:
+        print(f"panels:       {figures['panels']}/ (per test image: ground truth | render | static | transient | "
+              "depth | beta, labelled, with its PSNR)")
+        print(f"plot:         {figures['plot']} (training loss and PSNR over steps, test PSNR per image)")
     print(f"video:        {video_dir / 'rgb.mp4'} (+ depth.mp4, PNG frames)")
     print(f"cameras:      {ply} (open in MeshLab)")
+    print(f"viewer:       nerfw view --run {run_dir}   (then open http://localhost:7007)")
     print(f"total time:   {summary['minutes_total']:.1f} min")
     return 0

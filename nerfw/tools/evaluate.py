@@ -290,10 +290,13 @@ def fit_and_render(run, camera, image_id: int, gt: np.ndarray, fit_steps: int, c
     return vec, image_outputs(per_ray, camera, run.normalization)
 
 
-def panel(gt: np.ndarray, out: dict) -> np.ndarray:
-    """ground truth | render | static | transient | depth | beta, as uint8 [H, 6W, 3]."""
+def panel(gt: np.ndarray, out: dict, psnr: float | None = None) -> np.ndarray:
+    """ground truth | render | static | transient | depth | beta, each named in a strip above it (the render with
+    the image's PSNR), as uint8 [H + strip, 6W, 3] (nerfw.tools.eval_figures.labelled_panel)."""
+    from nerfw.tools.eval_figures import labelled_panel
+
     tiles = [gt, out["rgb"], out["rgb_static"], out["rgb_transient"], out["depth_vis"], out["beta_vis"]]
-    return (np.clip(np.concatenate(tiles, axis=1), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return labelled_panel(tiles, psnr=psnr)
 
 
 def default_chunk(device) -> int:
@@ -340,7 +343,7 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
         if write_panels:
             target = out_dir / "panels" / (Path(camera.name).with_suffix(".png"))
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(panel(gt, out)).save(target)
+            Image.fromarray(panel(gt, out, rows[-1]["psnr"])).save(target)
     protocol = {"appearance": mode, "description": PROTOCOLS[mode], "split": split, "fit_steps": fit_steps,
                 "transient_head": "off", "checkpoint": str(run.checkpoint), "step": run.step}
     if mode == "fit_left_half":
@@ -356,6 +359,11 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
     groundtruth = synthetic_ground_truth_scores(run, chunk, log)
     if groundtruth is not None:
         result["synthetic_ground_truth"] = groundtruth
+    if write_panels:  # and a plot of how training went, with this split's PSNR per image
+        from nerfw.tools.eval_figures import plot_training
+
+        plot = plot_training(Path(run.run_dir) / "loss_log.txt", rows, out_dir / "plots.png", run.step, split)
+        result["figures"] = {"panels": str(out_dir / "panels"), "plot": str(plot)}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     with open(out_dir / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["name", "psnr", "ssim"])
@@ -421,10 +429,12 @@ def cpu_threads() -> int:
     return max(1, min(cores, int(cores - os.getloadavg()[0] + 0.5)))
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="nerfw eval", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    from nerfw.cli_args import Parser
+
+    parser = Parser(prog="nerfw eval", description=__doc__)
     parser.add_argument("--run", required=True, help="run folder (<root_dir>/<exp_name>)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the dataset split to score (test; train to check fitting)")
     parser.add_argument("--appearance", default="fit_left_half", choices=sorted(PROTOCOLS),
                         help="how held-out images get an appearance (default: the NeRF-W protocol)")
     parser.add_argument("--fit_steps", type=int, default=100, help="Adam steps of the left-half fit")
@@ -436,11 +446,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--chunk", type=int, default=0,
                         help="rays per forward pass, speed and memory only (0: 1024 on the CPU, 8192 on a GPU)")
     parser.add_argument("--max_images", type=int, default=0, help="score only the first N images (0: all)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model runs")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads (0: $OMP_NUM_THREADS if set, else the cores other processes leave idle)")
     parser.add_argument("--out", default="", help="output folder (default <run>/eval/<split>)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     if args.device == "cpu":
         torch.set_num_threads(args.threads if args.threads > 0 else cpu_threads())
     from nerfw.tools.run_io import load_run
@@ -451,4 +465,8 @@ def main(argv: list[str]) -> int:
                       rays_per_step=args.fit_rays)
     print(f"{args.split}: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f} ({args.appearance}); "
           f"LPIPS unavailable offline")
+    figures = result.get("figures") or {}
+    if figures:
+        print(f"panels (ground truth | render | static | transient | depth | beta, labelled): {figures['panels']}")
+        print(f"plot (training loss and PSNR over steps, {args.split} PSNR per image): {figures['plot']}")
     return 0
