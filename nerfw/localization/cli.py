@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max_features", type=int, default=4096, help="SIFT keypoints per image at most")
     m.add_argument("--min_opacity", type=float, default=0.9, help="static opacity a map keypoint's ray needs")
     m.add_argument("--max_transient", type=float, default=0.2, help="highest transient share of a map keypoint")
+    m.add_argument("--max_depth_spread", type=float, default=0.1,
+                   help="drop map keypoints whose neighbouring rays (1 feature pixel away) see depths differing by more "
+                        "than this share of theirs (depth edges; 0: keep them)")
     m.add_argument("--clusters", type=int, default=64, help="VLAD vocabulary size")
     s = p.add_argument_group("pose")
     s.add_argument("--top_k", type=int, default=5, help="retrieved map images matched per query")
@@ -97,7 +100,8 @@ def localize_run(args, log=print) -> dict:
     if args.max_queries:
         queries = queries[:args.max_queries]
     progress = not args.no_progress
-    map_params = MapParams(args.feature_size, args.max_features, args.min_opacity, args.max_transient, args.clusters)
+    map_params = MapParams(args.feature_size, args.max_features, args.min_opacity, args.max_transient,
+                           args.max_depth_spread, args.clusters)
     t0 = time.time()
     locmap = load_or_build_map(run, Path(args.map_extra) if args.map_extra else None, map_params, log, progress)
     map_seconds = time.time() - t0

@@ -3,8 +3,9 @@
 Map images are the run's training photographs and, optionally, a `nerfw synthesize` output (the LENS views).
 For every keypoint the model renders exactly that keypoint's ray (through the camera's lens): the keypoint keeps
 its 3-D point ``c + R [x, y, 1] z`` (z the median static z-depth) when the static opacity is at least
-``min_opacity`` and, for photographs, the transient share of the pixel (the transient head's opacity with the
-image's own embedding) at most ``max_transient``. Everything is in the dataset frame and units.
+``min_opacity``, the rays one feature pixel around it see depths within ``max_depth_spread`` of it (one surface,
+not a depth edge) and, for photographs, the transient share of the pixel (the transient head's opacity with the
+image's own embedding) is at most ``max_transient``. Everything is in the dataset frame and units.
 
 The map is cached in RUN/localization/map/<key>.npz; the key covers the model (checkpoint file, step, size, time),
 every map image (name, file size and time), and the map options, so a change of either rebuilds it.
@@ -26,7 +27,7 @@ from nerfw.localization import LocalizationError
 from nerfw.localization.features import Features, SiftExtractor, image_size, read_grey
 from nerfw.localization.retrieval import DEFAULT_CLUSTERS, fit_vocabulary, vlad
 
-MAP_VERSION = 1
+MAP_VERSION = 3
 
 
 @dataclass
@@ -35,6 +36,7 @@ class MapParams:
     max_features: int = 4096  # SIFT keypoints per image at most
     min_opacity: float = 0.9  # static opacity a keypoint's ray needs to keep its 3-D point
     max_transient: float = 0.2  # highest transient share of a photograph's keypoint
+    max_depth_spread: float = 0.1  # (max - min) / depth of the rays 1 feature pixel around a keypoint (edges)
     clusters: int = DEFAULT_CLUSTERS  # VLAD vocabulary size
     chunk: int = 8192  # rays per forward pass
 
@@ -145,7 +147,10 @@ def render_rays(run, camera: CameraView, xy: np.ndarray, image_id: int, appearan
     far = torch.full((n,), camera.far * norm.scale, device=device)
     ids = torch.full((n,), max(int(image_id), 0), dtype=torch.long, device=device)
     app = appearance.to(device) if appearance is not None else None
-    out = model.render_chunked(o, d, near, far, ids, chunk=chunk, appearance=app, use_transient=False, perturb=False)
+    # the static pass with the fast renderer where the field has one (nerfw.model.fast_render: the same depths
+    # within its tested tolerance, several times faster)
+    out = model.render_chunked(o, d, near, far, ids, chunk=chunk, appearance=app, use_transient=False, perturb=False,
+                               fast=True)
     result = {"z": out.depth_median.float().cpu().numpy() / norm.scale, "opacity": out.opacity.float().cpu().numpy(),
               "transient": np.zeros(n, np.float32)}
     # a run stopped within its transient warm-up trained with the transient head gated off (untrained: ignore it)
@@ -180,10 +185,22 @@ def points_of_image(run, image: MapImage, extractor: SiftExtractor, params: MapP
     shape = feature_shape(image.path, size)
     feats = extractor(read_grey(image.path, shape))
     camera = bounds_for(run, image.camera)
-    xy = normalized_rays(camera, keypoints_in_camera(feats, camera, shape))
-    r = render_rays(run, camera, xy, image.image_id, appearance_of(run, image), transient=image.photo,
-                    chunk=params.chunk)
+    uv = keypoints_in_camera(feats, camera, shape)
+    n = len(uv)
+    xy = normalized_rays(camera, uv)
+    app = appearance_of(run, image)
+    r = render_rays(run, camera, xy, image.image_id, app, transient=image.photo, chunk=params.chunk)
     keep = (r["opacity"] >= params.min_opacity) & np.isfinite(r["z"]) & (r["z"] > 0)
+    if params.max_depth_spread > 0 and n:
+        # a keypoint on a depth edge (a silhouette against the background) has a 3-D point on either surface: the
+        # rays one feature pixel left, right, above and below it must see the same depth
+        step = np.array([camera.width / shape[0], camera.height / shape[1]])
+        offsets = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]]) * step
+        around = normalized_rays(camera, (uv[None] + offsets[:, None]).reshape(-1, 2))
+        z4 = render_rays(run, camera, around, image.image_id, app, transient=False, chunk=params.chunk)["z"]
+        z4 = np.concatenate([z4.reshape(4, n), r["z"][None]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep &= (z4.max(0) - z4.min(0)) <= params.max_depth_spread * r["z"]
     if image.photo:
         keep &= r["transient"] <= params.max_transient
     rays = np.concatenate([xy, np.ones((len(xy), 1))], -1) * r["z"][:, None]
@@ -202,8 +219,8 @@ def map_key(run, images: list[MapImage], params: MapParams, size: int) -> str:
             files.append([im.name, st.st_size, st.st_mtime_ns, np.round(im.camera.T_world_cam, 6).tolist()])
         except OSError:
             files.append([im.name, -1, -1])
-    text = json.dumps({"v": MAP_VERSION, "model": run_fingerprint(run), "params": dataclasses.asdict(params),
-                       "size": size, "images": files})
+    options = {**dataclasses.asdict(params), "feature_size": size, "chunk": None}  # what changes the map
+    text = json.dumps({"v": MAP_VERSION, "model": run_fingerprint(run), "params": options, "images": files})
     return hashlib.sha1(text.encode()).hexdigest()
 
 
