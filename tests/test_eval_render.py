@@ -33,7 +33,8 @@ def test_metrics_json_and_panels(run, tmp_path):
     assert (tmp_path / "metrics.csv").read_text().startswith("name,psnr,ssim")
     cam = run.scene.split("test")[0]
     with Image.open(tmp_path / "panels" / Path(cam.name).with_suffix(".png")) as im:
-        assert im.size == (6 * cam.width, cam.height)
+        # six tiles side by side under a label strip (ground truth, render + PSNR, static, transient, depth, beta)
+        assert im.size[0] == 6 * cam.width and cam.height < im.size[1] <= cam.height + 40
 
 
 def test_rendering_is_deterministic(run):

@@ -359,6 +359,10 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
     groundtruth = synthetic_ground_truth_scores(run, chunk, log)
     if groundtruth is not None:
         result["synthetic_ground_truth"] = groundtruth
+    training = Path(run.run_dir) / "train_summary.json"
+    if training.is_file():  # how much of the training pixels the run explained as transient (its last log window)
+        summary = json.loads(training.read_text())
+        result["training"] = {k: summary.get(k) for k in ("step", "train_psnr", "transient_share", "transient_pixels")}
     if write_panels:  # and a plot of how training went, with this split's PSNR per image
         from nerfw.tools.eval_figures import plot_training
 
@@ -398,7 +402,8 @@ def synthetic_ground_truth_scores(run, chunk: int, log, max_images: int = 6) -> 
         if not mask.any():
             continue
         clean = truth.render(camera.T_world_cam, camera.fx, camera.fy, camera.cx, camera.cy, camera.width,
-                             camera.height, appearance=truth.appearance(camera.name))["rgb"]
+                             camera.height, appearance=truth.appearance(camera.name),
+                             distortion=camera.distortion)["rgb"]  # through the image's lens, as rendered
         out = render_camera(run.model, camera, run.normalization, chunk,
                             appearance=run.model.appearance_vector(image_id=image_id), image_id=image_id,
                             use_transient=True)
