@@ -38,8 +38,11 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
     from nerfw.training.trainer import train
 
     runs = tmp_path_factory.mktemp("runs")
+    # The paper's schedule (transient head on from the first step): the 300 steps would otherwise all fall in the
+    # default 500-step static warm-up. Measured: with the warm-up the fast renderer's median depth on this tiny
+    # model departs more from the full renderer's (relative 0.07-0.11 vs 0.035), an open issue noted in docs/model.md.
     return train(parse_config(train_argv(tiny_cambridge, runs, "tiny", "--max_steps", "300", "--batch_size", "1024",
-                                         "--save_latest_freq", "1000")))
+                                         "--save_latest_freq", "1000", "--transient_warmup", "0")))
 
 
 def trained_like_model(field: str = "grid", seed: int = 0):
