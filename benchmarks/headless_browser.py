@@ -81,8 +81,19 @@ class HeadlessChromium:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
 
-    def navigate(self, url: str) -> None:
+    def navigate(self, url: str, wait: bool = True) -> None:
+        """Open ``url``; with ``wait``, return once the page has loaded (document.readyState "complete")."""
         self.call("Page.navigate", url=url)
+        deadline = time.time() + self.timeout
+        while wait:
+            try:
+                if self.evaluate("document.readyState") == "complete":
+                    return
+            except RuntimeError:  # the new document is not attached yet
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"{url} did not load within {self.timeout:.0f} s")
+            time.sleep(0.02)
 
     def evaluate(self, expression: str):
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)

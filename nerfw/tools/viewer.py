@@ -192,6 +192,13 @@ class ClientView:
         self.refined_version = -1
         self.last_frame: Frame | None = None
         self.frames = 0
+        # this tab's scene objects, added after its first frame (so that frame is not held up by the browser
+        # building dozens of frustums and thousands of points in software WebGL)
+        self.frustums: list = []
+        self.points = None
+        self.scene_added = False
+        self.inside: int | None = 0  # the camera it looks through (its frustum would cover the view); first: 0
+        self.arrived = False  # whether the browser's camera has reported the position of camera `inside`
         self._event = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name=f"nerfw-view-{client.client_id}", daemon=True)
@@ -264,6 +271,9 @@ class ClientView:
         if not preview or width >= full_width:
             self.refined_version = version
         viewer.frame_rendered(self)
+        if not self.scene_added and self.refined_version == version:  # after the first full-resolution frame
+            self.scene_added = True
+            viewer.add_client_scene(self)
 
 
 class Viewer:
@@ -280,7 +290,9 @@ class Viewer:
         self.clients: dict[int, ClientView] = {}
         self.server = None
         self.first_frame_at: float | None = None
+        self.first_full_frame_at: float | None = None
         self.started_at: float | None = None
+        self.warm_at: float | None = None
         self._gui: dict = {}
         self._cameras: list[tuple[CameraView, np.ndarray]] = []  # (camera, T_model_cam)
 
@@ -309,8 +321,32 @@ class Viewer:
         self._add_scene()
         server.on_client_connect(self._connect)
         server.on_client_disconnect(self._disconnect)
-        threading.Thread(target=self._add_thumbnails, name="nerfw-view-thumbnails", daemon=True).start()
+        threading.Thread(target=self._warm_up, name="nerfw-view-warm-up", daemon=True).start()
         return self.url
+
+    def _warm_up(self) -> None:
+        """While the browser loads the page: bake the fast renderer's proposal volume (seconds on a CPU, once)
+        and render one tiny frame, so the first frame a browser asks for comes at the speed of every later one;
+        then read the photographs of the frustums (after the first frame, or after 10 s without a browser)."""
+        try:
+            with self.render_lock:
+                model = self.run.model
+                if model.supports_fast_render(use_transient=False):
+                    model.fast_renderer().baked()
+                cam, T = self._cameras[0]
+                app = model.appearance_vector(mean=True)
+                for width in (32, 96):  # the second one times a frame: it sizes the first preview
+                    small = view_camera(T, vertical_fov(cam), cam.width / cam.height, width, self.near, self.far)
+                    t0 = time.perf_counter()
+                    render_image(model, small, "RGB", app, None, self.chunk)
+                self.seconds_per_pixel.setdefault("fast", (time.perf_counter() - t0) / (small.width * small.height))
+            self.warm_at = time.time()
+        except Exception as exc:  # not fatal: the first frame will do the same work
+            self.log(f"viewer: warm-up failed: {type(exc).__name__}: {exc}")
+        deadline = time.time() + 10
+        while self.first_full_frame_at is None and time.time() < deadline and self.server is not None:
+            time.sleep(0.1)
+        self._add_thumbnails()
 
     def stop(self) -> None:
         for view in list(self.clients.values()):
@@ -404,21 +440,32 @@ class Viewer:
         self.server.initial_camera.look_at = tuple(look)
         self.server.initial_camera.up = tuple(self.up)
         self.server.initial_camera.fov = vertical_fov(first_cam)
-        self._points = None
-        if self.points is not None:
-            self._points = scene.add_point_cloud("/points", self.points[0], self.points[1], point_size=0.06 * self.frustum_scale,
-                                  point_shape="rounded")
-        self._frustums = []
-        for k, (cam, T) in enumerate(self._cameras):
-            handle = scene.add_camera_frustum(
-                f"/cameras/{cam.split}/{k:05d}", fov=vertical_fov(cam), aspect=cam.width / cam.height,
-                scale=self.frustum_scale, color=SPLIT_COLOURS.get(cam.split, (150, 150, 150)),
-                wxyz=rotation_to_wxyz(T[:3, :3]), position=T[:3, 3], thickness=0.004 * self.frustum_scale / 0.1)
-            handle.on_click(self._frustum_clicked(k))
-            self._frustums.append(handle)
         self._thumbnails: dict[int, np.ndarray] = {}
-        self._inside: int | None = None  # the camera a browser looks through: its frustum would cover the view
-        self._hide_frustum(0)  # the initial view is the first camera's
+        self._thumbnails_done = threading.Event()
+
+    def add_client_scene(self, view: "ClientView") -> None:
+        """A tab's points and camera frustums (with their photographs once read); after its first frame."""
+        scene, g = view.client.scene, self._gui
+        with view.client.atomic():
+            if self.points is not None:
+                view.points = scene.add_point_cloud("/points", self.points[0], self.points[1],
+                                                    point_size=0.06 * self.frustum_scale, point_shape="rounded",
+                                                    visible=bool(g["points"].value))
+            for k, (cam, T) in enumerate(self._cameras):
+                handle = scene.add_camera_frustum(
+                    f"/cameras/{cam.split}/{k:05d}", fov=vertical_fov(cam), aspect=cam.width / cam.height,
+                    scale=self.frustum_scale, color=SPLIT_COLOURS.get(cam.split, (150, 150, 150)),
+                    wxyz=rotation_to_wxyz(T[:3, :3]), position=T[:3, 3], thickness=0.04 * self.frustum_scale,
+                    visible=bool(g["cameras"].value) and k != view.inside)
+                handle.on_click(self._frustum_clicked(k))
+                view.frustums.append(handle)
+        view.client.flush()
+
+        def photos() -> None:
+            self._thumbnails_done.wait()
+            if g["photos"].value and not view._stop:
+                self._set_photos(view, True)
+        threading.Thread(target=photos, name="nerfw-view-photos", daemon=True).start()
 
     def _frustum_clicked(self, k: int):
         def callback(event) -> None:
@@ -429,58 +476,64 @@ class Viewer:
     def look_through(self, client, k: int) -> None:
         """Put a browser's camera at dataset camera k (its frustum is hidden while the view is there)."""
         cam, T = self._cameras[k]
-        self._hide_frustum(k)
+        view = self.clients.get(client.client_id)
+        if view is not None:
+            self._hide_frustum(view, k)
         self.move_to(client, T, vertical_fov(cam))
         self.log(f"viewer: looking through {cam.name} ({cam.split})")
 
-    def _hide_frustum(self, k: int | None) -> None:
-        if self._inside is not None and self._inside != k:
-            self._frustums[self._inside].visible = bool(self._gui["cameras"].value)
-        self._inside = k
-        self._arrived = False  # set once a browser's camera reports the position of camera k
-        if k is not None:
-            self._frustums[k].visible = False
+    def _hide_frustum(self, view: "ClientView", k: int | None) -> None:
+        """Hide a tab's frustum k (None: none), showing the one hidden before."""
+        frustums = view.frustums
+        if view.inside is not None and view.inside != k and view.inside < len(frustums):
+            frustums[view.inside].visible = bool(self._gui["cameras"].value)
+        view.inside, view.arrived = k, False
+        if k is not None and k < len(frustums):
+            frustums[k].visible = False
 
-    def _left_camera(self, position: np.ndarray) -> None:
-        """Show the hidden frustum again once the view has moved away from its camera."""
-        k = self._inside
+    def _left_camera(self, view: "ClientView", position: np.ndarray) -> None:
+        """Show the hidden frustum again once the tab's view has moved away from its camera."""
+        k = view.inside
         if k is None:
             return
-        near = np.linalg.norm(position - self._cameras[k][1][:3, 3]) <= 0.5 * self.frustum_scale
-        if near:
-            self._arrived = True
-        elif self._arrived:  # (messages sent before the browser got there do not count)
-            self._hide_frustum(None)
+        if np.linalg.norm(position - self._cameras[k][1][:3, 3]) <= 0.5 * self.frustum_scale:
+            view.arrived = True
+        elif view.arrived:  # (camera messages sent before the browser got there do not count)
+            self._hide_frustum(view, None)
 
     def _show_cameras(self) -> None:
         on = bool(self._gui["cameras"].value)
-        for k, handle in enumerate(self._frustums):
-            handle.visible = on and k != self._inside
+        for view in list(self.clients.values()):
+            for k, handle in enumerate(list(view.frustums)):
+                handle.visible = on and k != view.inside
 
     def _show_photos(self) -> None:
-        on = bool(self._gui["photos"].value)
-        for k, handle in enumerate(self._frustums):
+        for view in list(self.clients.values()):
+            self._set_photos(view, bool(self._gui["photos"].value))
+
+    def _set_photos(self, view: "ClientView", on: bool) -> None:
+        for k, handle in enumerate(list(view.frustums)):
             if k in self._thumbnails:
-                handle.image = self._thumbnails[k] if on else None
+                try:
+                    handle.image = self._thumbnails[k] if on else None
+                except Exception:  # the tab closed meanwhile
+                    return
 
     def _show_points(self) -> None:
-        if self._points is not None:
-            self._points.visible = bool(self._gui["points"].value)
+        for view in list(self.clients.values()):
+            if view.points is not None:
+                view.points.visible = bool(self._gui["points"].value)
 
     def _add_thumbnails(self) -> None:
-        for k, (handle, (cam, _)) in enumerate(zip(list(self._frustums), self._cameras)):
+        """Read the photographs of the frustums once (they go to every tab)."""
+        for k, (cam, _) in enumerate(self._cameras):
             if self.server is None:
-                return
-            if cam.split == "synth":
-                continue
-            image = thumbnail(cam.image_path)
-            if image is not None:
-                self._thumbnails[k] = image
-                try:
-                    if self._gui["photos"].value:
-                        handle.image = image
-                except Exception:  # the server stopped meanwhile
-                    return
+                break
+            if cam.split != "synth":
+                image = thumbnail(cam.image_path)
+                if image is not None:
+                    self._thumbnails[k] = image
+        self._thumbnails_done.set()
 
     # -------------------------------------------------------------- clients
     def _connect(self, client) -> None:
@@ -488,7 +541,7 @@ class Viewer:
         self.clients[client.client_id] = view
         def camera_moved(camera) -> None:
             view.changed(moved=True)
-            self._left_camera(np.asarray(camera.position))
+            self._left_camera(view, np.asarray(camera.position))
 
         client.camera.on_update(camera_moved)
         view.changed()
@@ -535,6 +588,8 @@ class Viewer:
         frame = view.last_frame
         if self.first_frame_at is None:
             self.first_frame_at = frame.time
+        if self.first_full_frame_at is None and not frame.preview:
+            self.first_full_frame_at = frame.time
         kind = "preview" if frame.preview else "full"
         self._gui["status"].content = (f"{kind} frame {frame.width}x{frame.height} in {frame.seconds:.2f} s · "
                                        f"step {self.run.step}")
@@ -559,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=16384,
                    help="rays per forward pass; only speed and memory change")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for rendering (0: $OMP_NUM_THREADS if set, else the cores other processes leave "
+                        "idle; on a busy 2-core machine 1 thread renders 2-3x faster than 2)")
     return p
 
 
@@ -566,11 +624,15 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    if args.width < 0 or args.chunk < 1:
-        raise ConfigError("expected --width >= 0 and --chunk >= 1")
+    if args.width < 0 or args.chunk < 1 or args.threads < 0:
+        raise ConfigError("expected --width >= 0, --chunk >= 1 and --threads >= 0")
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        from nerfw.tools.evaluate import cpu_threads
+
+        torch.set_num_threads(args.threads if args.threads > 0 else cpu_threads())
     t0 = time.time()
     check_port(args.host, args.port)  # fail before the (slower) model load
     run = load_viewer_run(args.run, device=device)
