@@ -4,13 +4,13 @@ Stages of a query (each recorded with its pose, so one run measures them all):
 
 * ``retrieval``: the pose of the top VLAD match (no geometry);
 * ``map``: mutual-nearest-neighbour + ratio-test matches of the query's SIFT to each of the top-k map images'
-  keypoints with a 3-D point, pooled; LO-RANSAC PnP + non-linear refinement (pycolmap);
+  keypoints with a 3-D point, pooled (with synthesized views in the map, the top-k photographs are matched too);
+  LO-RANSAC PnP + non-linear refinement (pycolmap);
 * ``refined``: the model renders the static scene (fast renderer, pinhole, at the query's feature resolution,
   appearance of the training image nearest to the estimate) at the current estimate; SIFT of the render, each
   render keypoint's 3-D point from the rendered median depth (where the opacity is >= 0.9); the query is matched
-  to the render and the pose solved again. Rounds repeat while the inlier count grows (``refine`` rounds at
-  most); a round with fewer inliers than the previous one is discarded, and the first round must reach
-  ``min_inliers``.
+  to the render and the pose solved again. A round is kept when it has more PnP inliers than the estimate it
+  started from (the map's, then the previous round's); rounds repeat while the count grows (``refine`` at most).
 """
 from __future__ import annotations
 
@@ -84,6 +84,15 @@ class Localizer:
             return np.zeros(0, np.int64), np.zeros((0, 3))
         return np.concatenate(q_idx), np.concatenate(xyz)
 
+    def _retrieved(self, rows: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top_k map images by similarity, and with synthesized views in the map also the top_k photographs
+        (renders must not crowd the photographs out of the matching: they add matches, never remove them)."""
+        k = self.params.top_k
+        pick = list(range(min(k, len(rows))))
+        photos = [j for j in range(len(rows)) if self.map.photo[int(rows[j])]][:k]
+        pick = sorted(set(pick) | set(photos))
+        return rows[pick], sims[pick]
+
     def _appearance_row(self, T: np.ndarray) -> int:
         centres = self.map.centers[self._train_rows]
         return int(self.map.image_ids[self._train_rows[int(np.argmin(np.linalg.norm(centres - T[:3, 3], axis=1)))]])
@@ -123,7 +132,8 @@ class Localizer:
         res.keypoints = len(feats)
         if len(feats) < p.min_inliers:
             return self._fail(res, t0, f"only {len(feats)} SIFT keypoints (an image without texture, e.g. sky)")
-        rows, sims = top_k(vlad(feats.desc, self.map.centres), self.map.vlad, p.top_k)
+        rows, sims = top_k(vlad(feats.desc, self.map.centres), self.map.vlad, len(self.map.names))
+        rows, sims = self._retrieved(rows, sims)
         res.retrieved = [(self.map.names[int(i)], float(s)) for i, s in zip(rows, sims)]
         res.stages["retrieval"] = {"T_world_cam": self.map.T_world_cam[int(rows[0])].copy(), "inliers": 0,
                                    "seconds": time.time() - t0}
@@ -136,15 +146,15 @@ class Localizer:
         if est is None:
             return self._fail(res, t0, f"no pose with >= {p.min_inliers} inliers from {len(q_idx)} matches")
         res.stages["map"] = {"T_world_cam": est.T_world_cam, "inliers": est.inliers, "seconds": time.time() - t0}
-        best, previous = est, 0
+        best = est
         rounds = 0
         for _ in range(p.refine):
             desc_r, X_r = self._render_points(query, shape, best.T_world_cam)
             pairs = match_descriptors(feats.desc, desc_r, p.ratio)
             new = self._solve(query, shape, uv_ref[pairs[:, 0]], X_r[pairs[:, 1]]) if len(pairs) else None
-            if new is None or new.inliers <= previous:
+            if new is None or new.inliers <= best.inliers:
                 break
-            best, previous = new, new.inliers
+            best = new
             rounds += 1
         if p.refine > 0:
             res.stages["refined"] = {"T_world_cam": best.T_world_cam, "inliers": best.inliers, "rounds": rounds,
