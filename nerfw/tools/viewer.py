@@ -8,9 +8,9 @@ photographs (click one to look through it; train red, test blue, synthesized LEN
 and the dataset's sparse points. Controls on the right: the output (RGB, static, transient, depth, beta),
 the appearance (a training image's embedding, or a blend of two), and the resolution.
 
-Rendering: while the camera moves, frames are rendered at a low resolution sized to take about
-PREVIEW_BUDGET_S; once the camera has been still for STILL_DELAY_S the frame is rendered again at the full
-resolution (a full render is abandoned as soon as the camera moves again). RGB with the mean or a blended
+Rendering: while the camera moves, frames are rendered at a low resolution sized to take about 0.12 s
+(PREVIEW_BUDGET_S); once the camera has been still for 0.25 s (STILL_DELAY_S) the frame is rendered again at
+the full resolution (a full render is abandoned as soon as the camera moves again). RGB with the mean or a blended
 appearance, static and depth use the fast renderer (nerfw/model/fast_render.py: static scene, grid field);
 transient, beta, and RGB with a training image's appearance (its transient objects included) use the renderer
 as trained.
