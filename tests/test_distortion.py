@@ -25,6 +25,7 @@ from nerfw.data.scene import CameraView, Normalization, SceneData
 from nerfw.training.ray_batches import CameraTable, RayBatcher
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"shared real data not found at {REALDATA}")
 W, H = 1920, 1080
 
 # COLMAP cameras with realistic parameters (PARAMS in COLMAP's order; see colmap.CAMERA_MODELS).
@@ -167,6 +168,7 @@ def test_conventions_undistort_is_nan_outside_the_domain(lens, points):
 
 
 # ----------------------------------------------------------------------------- parsers
+@needs_realdata
 def test_colmap_text_model_with_opencv_camera(tmp_path):
     root = tmp_path / "m"
     shutil.copytree(REALDATA / "colmap_maupertuis_kapture", root)
@@ -215,6 +217,7 @@ def test_transforms_lens_keys(tmp_path):
     assert s.cameras[1].distortion == Distortion("opencv", [0.05, 0, 0, 0.001])
 
 
+@needs_realdata
 def test_fox_transforms_distortion_and_training_rays():
     """instant-ngp's fox: one camera with k1 k2 p1 p2. Training rays of a corner pixel go through the lens."""
     meta = json.loads((REALDATA / "fox" / "transforms.json").read_text())
@@ -302,6 +305,7 @@ def test_cambridge_nvm_radial_per_image(tmp_path):
         np.testing.assert_allclose(pa, pb, atol=1e-9)
 
 
+@needs_realdata
 def test_llff_takes_the_distortion_of_the_colmap_model_beside_it():
     """The real 'beer' capture: poses_bounds.npy + sparse/0 with one SIMPLE_RADIAL camera per image."""
     root = REALDATA / "beer"
@@ -325,6 +329,7 @@ def write_sparse_text(folder: Path, names: list[str], ks: list[float]) -> None:
     (folder / "images.txt").write_text("\n".join(lines) + "\n")
 
 
+@needs_realdata
 def test_llff_colmap_distortion_order_and_count_mismatch(tmp_path):
     root = tmp_path / "fern"
     shutil.copytree(REALDATA / "llff_fern", root)
@@ -342,6 +347,8 @@ def test_llff_colmap_distortion_order_and_count_mismatch(tmp_path):
 
 # ----------------------------------------------------------------------------- export round trips
 def colmap_scene(tmp_path: Path, camera_line: str) -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"shared real data not found at {REALDATA}")
     root = tmp_path / "m"
     shutil.copytree(REALDATA / "colmap_maupertuis_kapture", root)
     (root / "reconstruction" / "cameras.txt").write_text(camera_line + "\n")
@@ -375,6 +382,7 @@ def test_export_round_trip_keeps_the_lens(tmp_path, camera_line, nerfstudio_mode
     assert [c.distortion for c in load_scene(tmp_path / "ns").cameras] == [c.distortion for c in scene.cameras]
 
 
+@needs_realdata
 def test_export_round_trip_real_fox_and_nvm(tmp_path):
     for source in (REALDATA / "fox", write_cambridge(tmp_path / "Shop")):
         scene = load_scene(source)
