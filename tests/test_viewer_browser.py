@@ -124,3 +124,41 @@ def test_viewer_shows_the_model_and_follows_the_camera(tiny_run, tmp_path):
             assert np.allclose(view.client.camera.position, target[1][:3, 3], atol=1e-3)
     finally:
         viewer.stop()
+
+
+@pytest.mark.slow
+def test_train_viewer_shows_the_newest_weights(tiny_cambridge, tmp_path, monkeypatch):
+    """`nerfw train --viewer`: the page renders while training and again when the trainer hands over weights."""
+    import threading
+
+    import nerfw.tools.viewer as viewer_module
+    from conftest import train_argv
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import train
+
+    monkeypatch.setattr(viewer_module, "LIVE_UPDATE_S", 0.5)
+    live = []
+    start = viewer_module.LiveViewer.start
+    monkeypatch.setattr(viewer_module.LiveViewer, "start", lambda self, *a: (live.append(self), start(self, *a))[1])
+    port = free_port()
+    cfg = parse_config(train_argv(tiny_cambridge, tmp_path, "live", "--max_steps", "100000", "--max_minutes", "1.5", "--viewer",
+                                  "--viewer_port", str(port)))
+    finished = []
+    trainer = threading.Thread(target=lambda: finished.append(train(cfg)), daemon=True)
+    trainer.start()
+    try:
+        wait_for(lambda: live and live[0].viewer.server is not None, 120, "the viewer of the training run")
+        viewer = live[0].viewer
+        with HeadlessChromium(width=VIEWPORT[0], height=VIEWPORT[1]) as browser:
+            browser.navigate(f"http://127.0.0.1:{port}")
+            _, first = wait_for(lambda: full_frame(viewer, 0), 120, "a frame of the training model")
+            view = next(iter(viewer.clients.values()))
+            step_shown, frames_before = viewer.run.step, view.frames
+            # no camera movement: new frames come from new weights alone
+            wait_for(lambda: viewer.run.step > step_shown and full_frame(viewer, frames_before), 120,
+                     "a frame of newer weights")
+            assert "weights of step" in viewer._gui["info"].content
+            assert trainer.is_alive() or finished, "training stopped early"
+    finally:
+        trainer.join(600)
+    assert finished and not trainer.is_alive()

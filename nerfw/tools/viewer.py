@@ -293,6 +293,7 @@ class Viewer:
         self.first_full_frame_at: float | None = None
         self.started_at: float | None = None
         self.warm_at: float | None = None
+        self.training: tuple[int, float | None] | None = None  # (step, train PSNR) under `nerfw train --viewer`
         self._gui: dict = {}
         self._cameras: list[tuple[CameraView, np.ndarray]] = []  # (camera, T_model_cam)
 
@@ -395,9 +396,8 @@ class Viewer:
     def _add_gui(self) -> None:
         gui = self.server.gui
         run = self.run
-        gui.add_markdown(f"**Run** `{run.run_dir}`  \nstep {run.step} · {len(run.image_names)} images · "
-                         f"field {run.cfg.model.field}")
         g = self._gui
+        g["info"] = gui.add_markdown(self.info_text())
         g["output"] = gui.add_dropdown("Output", OUTPUTS, initial_value="RGB",
                                        hint="RGB: the model's image; static: the static scene only; transient: "
                                             "the transient objects of the appearance image; depth: median "
@@ -430,6 +430,19 @@ class Viewer:
         g["cameras"].on_update(lambda _event: self._show_cameras())
         g["photos"].on_update(lambda _event: self._show_photos())
         g["points"].on_update(lambda _event: self._show_points())
+
+    def info_text(self) -> str:
+        run = self.run
+        text = f"**Run** `{run.run_dir}`  \nstep {run.step} · {len(run.image_names)} images · field {run.cfg.model.field}"
+        if self.training is not None:
+            step, psnr = self.training
+            text += "  \n**training**: weights of step " + str(step) + (
+                f" · train PSNR {psnr:.2f} dB" if psnr is not None else "")
+        return text
+
+    def refresh_info(self) -> None:
+        if "info" in self._gui:
+            self._gui["info"].content = self.info_text()
 
     def _add_scene(self) -> None:
         scene = self.server.scene
@@ -593,6 +606,56 @@ class Viewer:
         kind = "preview" if frame.preview else "full"
         self._gui["status"].content = (f"{kind} frame {frame.width}x{frame.height} in {frame.seconds:.2f} s · "
                                        f"step {self.run.step}")
+
+
+# ----------------------------------------------------------------------------- while training
+LIVE_UPDATE_S = 5.0  # `nerfw train --viewer`: seconds between copies of the training weights to the viewer
+
+
+class LiveViewer:
+    """`nerfw train --viewer`: the viewer on a copy of the model that the trainer refreshes every
+    LIVE_UPDATE_S seconds (between optimiser steps, so a frame never mixes two steps' weights); the page shows
+    the newest weights and the step / training PSNR."""
+
+    def __init__(self, cfg, scene, normalization, host: str, port: int, log=print):
+        from nerfw.model.nerfw_model import build_model
+        from nerfw.tools.run_io import Run
+
+        check_port(host, port)
+        self.model = build_model(cfg.model, n_images=len(scene.cameras)).eval()
+        self.run = Run(cfg.train.run_dir, cfg, self.model, normalization, [c.name for c in scene.cameras], 0,
+                       Path(""), _scene=scene)
+        self.viewer = Viewer(self.run, host, port, log=log)
+        self.last_update = 0.0
+        self.log = log
+
+    def start(self, model, step: int) -> str:
+        self.model.to(next(model.parameters()).device)
+        self.update(model, step, None)
+        url = self.viewer.start()
+        self.log(f"viewer: {url} (the newest weights every {LIVE_UPDATE_S:g} s; over SSH: "
+                 f"ssh -L {self.viewer.port}:localhost:{self.viewer.port} <this host>)")
+        return url
+
+    def maybe_update(self, model, step: int, mse: float | None) -> None:
+        if time.time() - self.last_update >= LIVE_UPDATE_S:
+            self.update(model, step, mse)
+
+    @torch.no_grad()
+    def update(self, model, step: int, mse: float | None) -> None:
+        with self.viewer.render_lock:
+            self.model.load_state_dict(model.state_dict())
+            self.run.step = step
+        self.last_update = time.time()
+        psnr = None if not mse or mse <= 0 else -10.0 * math.log10(mse)
+        self.viewer.training = (step, psnr)
+        if self.viewer.server is not None:
+            self.viewer.refresh_info()
+            for view in list(self.viewer.clients.values()):
+                view.changed(moved=False)
+
+    def stop(self) -> None:
+        self.viewer.stop()
 
 
 # ----------------------------------------------------------------------------- command line

@@ -131,6 +131,11 @@ class TrainConfig:
     """Consecutive steps with a non-finite loss (skipped) before the run stops with an error."""
     progress: str = "auto"
     """auto|bar|log: a tqdm bar on a terminal, plain log lines otherwise (log for files and CI)."""
+    viewer: bool = False
+    """Serve `nerfw view`'s web page while training (the newest weights every few seconds, the step and training
+    PSNR); it costs render time on the training machine, so leave it off for timed runs."""
+    viewer_port: int = 7007
+    """TCP port of --viewer's page (on 127.0.0.1; over SSH: ssh -L PORT:localhost:PORT HOST)."""
 
     @property
     def run_dir(self) -> Path:
@@ -286,6 +291,7 @@ def validate(cfg: Config) -> None:
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),
         (t.keep_ckpts >= 1, "--keep_ckpts must be >= 1"),
+        (0 < t.viewer_port < 65536, f"--viewer_port must be in 1..65535, got {t.viewer_port}"),
         (t.amp in ("auto", "on", "off"), f"--amp must be on or off, got {t.amp}"),
         (t.progress in ("auto", "bar", "log"), f"--progress must be auto, bar or log, got {t.progress}"),
         (m.field in ("grid", "mlp"), f"--field must be grid or mlp, got {m.field}"),

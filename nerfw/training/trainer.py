@@ -200,6 +200,12 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
                     f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
     logger.info(framing_note)
+    live = None
+    if is_main and cfg.train.viewer:  # `--viewer`: nerfw view's page on a copy refreshed every few seconds
+        from nerfw.tools.viewer import LiveViewer
+
+        live = LiveViewer(cfg, scene, normalization, "127.0.0.1", cfg.train.viewer_port, log=logger.info)
+        live.start(model, progress.step)
     t0 = time.time()
     stop = False
     while progress.step < n_total and not stop:
@@ -238,6 +244,8 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         logger.step(progress.step, means, scheduler.get_last_lr()[0], {k: v for k, v in terms.items()})
         if is_main and progress.step % cfg.train.val_freq == 0:
             logger.images(progress.step, model, batcher, scene)
+        if live is not None:
+            live.maybe_update(model, progress.step, float(means["mse"]))
         if is_main and (progress.step % cfg.train.save_latest_freq == 0 or progress.step == n_total or stop):
             path = save_checkpoint(cfg.train.run_dir, progress.step,
                                    checkpoint_payload(model, optimizer, scheduler, progress, epoch, cfg,
@@ -246,6 +254,9 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     model.set_transient_gate(1.0)
     if stop:
         logger.info(f"stopped after --max_minutes {cfg.train.max_minutes} at step {progress.step}")
+    if live is not None:
+        live.stop()
+        logger.info(f"viewer stopped with training; `nerfw view --run {cfg.train.run_dir}` shows the final model")
     logger.close(progress.step)
 
 
