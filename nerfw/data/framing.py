@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nerfw.data.conventions import camera_rays
 from nerfw.errors import ConfigError
 
 METHODS = ("auto", "points", "focus", "frustum", "cameras")
@@ -117,8 +118,7 @@ def frustum_points(cameras) -> np.ndarray:
         if near is None or far is None:
             continue
         u, v = np.meshgrid(np.array([0.1, 0.5, 0.9]) * cam.width, np.array([0.1, 0.5, 0.9]) * cam.height)
-        d_cam = np.stack([(u.ravel() - cam.cx) / cam.fx, (v.ravel() - cam.cy) / cam.fy, np.ones(9)], axis=-1)
-        d = d_cam @ cam.T_world_cam[:3, :3].T
+        _, d = camera_rays(cam.fx, cam.fy, cam.cx, cam.cy, cam.T_world_cam, np.stack([u.ravel(), v.ravel()], -1))
         for depth in (near, np.sqrt(near * far)):
             out.append(cam.center + depth * d)
     return np.concatenate(out) if out else np.zeros((0, 3))

@@ -120,5 +120,9 @@ class Normalization:
         target_radius, the part of the model frame a scene contraction leaves uncontracted."""
         from nerfw.data.framing import choose_framing
 
-        framing = choose_framing(scene, method, scene_box)
+        return cls.from_framing(choose_framing(scene, method, scene_box), target_radius)
+
+    @classmethod
+    def from_framing(cls, framing, target_radius: float = 1.0) -> "Normalization":
+        """The frame in which a framing's content ball (nerfw.data.framing.Framing) is the ball of target_radius."""
         return cls(center=np.asarray(framing.center, dtype=np.float64), scale=target_radius / framing.radius)

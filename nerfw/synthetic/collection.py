@@ -68,17 +68,12 @@ def split_counts(n_train: int | None, n_test: int | None) -> tuple[int, int]:
 
 
 def _validate(scene, width, height, n_train, n_test, transient_share, seed) -> None:
+    from nerfw.synthetic.generate import validate_common
+
     if height is not None:
         raise ConfigError("--height does not apply to --preset collection (--width sets every photo's long side)")
-    for name, v, lo in (("width", width, 24), ("n_train", n_train, 1), ("n_test", n_test, 1)):
-        if not isinstance(v, (int, np.integer)) or v < lo:
-            raise ConfigError(f"--{name} must be an integer >= {lo}, got {v!r}")
-    if not (isinstance(transient_share, (int, float)) and 0.0 <= transient_share <= 1.0):
-        raise ConfigError(f"--transient_share must be in [0, 1], got {transient_share!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
-    if not scene or "/" in scene or "\\" in scene or scene in (".", ".."):
-        raise ConfigError(f"--scene must be a plain folder name, got {scene!r}")
+    validate_common(scene, (("width", width, 24), ("n_train", n_train, 1), ("n_test", n_test, 1)),
+                    transient_share, seed)
 
 
 # --------------------------------------------------------------------------- cameras

@@ -37,10 +37,9 @@ def focal_for(layout: str, width: int) -> float:
     return 0.9 * width if layout == "cambridge" else 525.0 * width / 640.0
 
 
-def _validate(layout, scene, width, height, n_train, n_test, transient_share, seed) -> None:
-    if layout not in DEFAULTS:
-        raise ConfigError(f"unknown layout '{layout}' (choose cambridge or 7scenes)")
-    for name, v, lo in (("width", width, 8), ("height", height, 8), ("n_train", n_train, 1), ("n_test", n_test, 0)):
+def validate_common(scene, integers: tuple, transient_share, seed) -> None:
+    """Checks every preset shares: integers ((name, value, minimum), ...), the transient share, seed and scene name."""
+    for name, v, lo in integers:
         if not isinstance(v, (int, np.integer)) or v < lo:
             raise ConfigError(f"--{name} must be an integer >= {lo}, got {v!r}")
     if not (isinstance(transient_share, (int, float)) and 0.0 <= transient_share <= 1.0):
@@ -49,6 +48,13 @@ def _validate(layout, scene, width, height, n_train, n_test, transient_share, se
         raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
     if not scene or "/" in scene or "\\" in scene or scene in (".", ".."):
         raise ConfigError(f"--scene must be a plain folder name, got {scene!r}")
+
+
+def _validate(layout, scene, width, height, n_train, n_test, transient_share, seed) -> None:
+    if layout not in DEFAULTS:
+        raise ConfigError(f"unknown layout '{layout}' (choose cambridge or 7scenes)")
+    validate_common(scene, (("width", width, 8), ("height", height, 8), ("n_train", n_train, 1), ("n_test", n_test, 0)),
+                    transient_share, seed)
 
 
 def _prepare_dirs(out_dir: Path, scene: str, overwrite: bool) -> tuple[Path, Path]:

@@ -229,21 +229,8 @@ def projected_row_ranges(prims: Primitives, T_cam_local: np.ndarray, fx, fy, cx,
 
     A primitive whose bounding box straddles the camera plane is kept for every row.
     """
-    lo, hi = prims.bounding_boxes()
-    if len(lo) == 0:
-        return np.zeros(0, bool), np.zeros(0), np.zeros(0)
-    corners = np.stack([np.where(np.array(bits)[None], hi, lo) for bits in np.ndindex(2, 2, 2)], 1)  # [n,8,3]
-    Xc = corners @ T_cam_local[:3, :3].T + T_cam_local[:3, 3]
-    z = Xc[..., 2]
-    straddle = (z <= 0.05).any(1)
-    behind = (z <= 0.05).all(1)
-    zs = np.maximum(z, 0.05)
-    u = Xc[..., 0] / zs * fx + cx
-    v = Xc[..., 1] / zs * fy + cy
-    inside_u = (u.max(1) >= 0) & (u.min(1) <= width)
-    visible = ~behind & (straddle | inside_u)
-    vmin = np.where(straddle, -np.inf, v.min(1))
-    vmax = np.where(straddle, np.inf, v.max(1))
+    behind, straddle, umin, umax, vmin, vmax = projected_boxes(prims, T_cam_local, fx, fy, cx, cy)
+    visible = ~behind & (straddle | ((umax >= 0) & (umin <= width)))
     return visible, vmin, vmax
 
 

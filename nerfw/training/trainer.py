@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -127,8 +126,7 @@ def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, str
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
     Returns the normalisation and a line for the log."""
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box))
-    normalization = Normalization(center=np.asarray(framing.center, dtype=np.float64), scale=1.0 / framing.radius)
-    return normalization, framing.describe()
+    return Normalization.from_framing(framing), framing.describe()
 
 
 # ----------------------------------------------------------------------------- the loop
