@@ -104,3 +104,27 @@ def test_model_loss_adds_plane_tv_only_when_weighted():
         expected = 1e-3 * float(losses.plane_total_variation(planes))
     assert float(terms["plane_tv"].detach()) == pytest.approx(expected)
     assert expected > 0  # the random initial planes are not flat
+
+
+def _distortion_reference(edges, weights):
+    """mip-NeRF 360 Eq. 15 written as the double sum over interval pairs."""
+    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    pair = (weights[:, :, None] * weights[:, None, :] * (mid[:, :, None] - mid[:, None, :]).abs()).sum((1, 2))
+    single = (weights ** 2 * (edges[:, 1:] - edges[:, :-1])).sum(-1) / 3
+    return (pair + single).mean()
+
+
+def test_distortion_loss_matches_the_double_sum_and_prefers_compact_weights():
+    g = torch.Generator().manual_seed(0)
+    edges = torch.sort(torch.rand(16, 33, generator=g, dtype=torch.float64), dim=-1).values
+    weights = torch.rand(16, 32, generator=g, dtype=torch.float64)
+    weights = weights / weights.sum(-1, keepdim=True) * torch.rand(16, 1, generator=g, dtype=torch.float64)
+    assert torch.allclose(losses.distortion_loss(edges, weights), _distortion_reference(edges, weights), atol=1e-12)
+    # by hand: one ray, two unit intervals [0,1], [1,2], half the weight in each:
+    # pair term 2 * 0.5 * 0.5 * |0.5 - 1.5| = 0.5, single term (0.25 + 0.25) / 3
+    e, w = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[0.5, 0.5]])
+    assert abs(float(losses.distortion_loss(e, w)) - (0.5 + 0.5 / 3)) < 1e-6
+    # all weight in one narrow interval costs less than the same weight spread along the ray
+    narrow = torch.tensor([[0.0, 0.49, 0.51, 1.0]])
+    assert float(losses.distortion_loss(narrow, torch.tensor([[0.0, 1.0, 0.0]]))) < \
+        float(losses.distortion_loss(narrow, torch.tensor([[0.5, 0.0, 0.5]])))

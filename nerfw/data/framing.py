@@ -35,6 +35,7 @@ METHODS = ("auto", "points", "focus", "frustum", "cameras")
 MIN_POINTS = 50  # fewer sparse points than this say little about where the content is
 QUANTILE = 0.9  # the content ball holds this share of the content points
 MIN_AXIS_SPREAD = 0.02  # smallest eigenvalue of mean(I - d d^T) for converging axes (about 8 deg of spread)
+CAMERA_QUANTILE = 0.5  # the content ball is widened until it holds this share of the training cameras
 
 
 @dataclass
@@ -133,6 +134,23 @@ def cameras_framing(train) -> Framing:
                    f"camera spread {spread:.4g} + median far bound {far:.4g}")
 
 
+def widen_to_cameras(framing: Framing, train, quantile: float = CAMERA_QUANTILE) -> Framing:
+    """The ball widened, about the same centre, to hold the typical (median) training camera.
+
+    mip-NeRF 360's contraction assumes the cameras inside the unit ball: rays then cross the finely resolved
+    region on their way to the content. With the cameras outside it, the stretch between a camera and the content
+    lies in the contracted shell, where one cell spans a large volume seen by few cameras, so "floaters" in front
+    of each camera are cheap and the field learns them instead of the content (measured on instant-ngp's fox,
+    800 steps: test PSNR 15.4 dB with the content-tight radius 1.93, 18.0 dB at 3.0, 20.3 dB at 4.9 = the median
+    camera distance). The few far cameras of a photo collection stay outside: the median ignores them."""
+    distances = np.array([np.linalg.norm(c.center - framing.center) for c in train])
+    reach = float(np.quantile(distances, quantile)) if len(distances) else 0.0
+    if reach <= framing.radius:
+        return framing
+    return Framing(framing.center, reach, framing.method,
+                   f"{framing.reason}; widened from {framing.radius:.4g} to hold the median camera ({reach:.4g})")
+
+
 def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None) -> Framing:
     """The framing of a scene's training cameras and points (see the module docstring)."""
     if method not in METHODS:
@@ -158,12 +176,14 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
             raise ConfigError("--framing focus: the training cameras' optical axes are parallel")
         distances = np.array([np.linalg.norm(c.center - focus) for c in train])
         radius = float(np.median(distances * np.array([half_fov_tangent(c) for c in train])))
-        return Framing(focus, max(radius, 1e-6), "focus",
-                       f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) "
-                       f"at median distance {np.median(distances):.4g}; radius = half the view there")
+        return widen_to_cameras(Framing(
+            focus, max(radius, 1e-6), "focus",
+            f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) at median "
+            f"distance {np.median(distances):.4g}; radius = half the view there"), train)
     pts = frustum_points(train)
     if len(pts) == 0:
         return cameras_framing(train)
     center, radius = robust_ball(pts)
-    return Framing(center, radius, "frustum",
-                   f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)")
+    return widen_to_cameras(Framing(
+        center, radius, "frustum",
+        f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)"), train)

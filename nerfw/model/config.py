@@ -119,6 +119,9 @@ class ModelConfig:
     plane_tv_weight: float = 0.0
     """grid: weight of the total-variation loss on the field's and the proposal network's planes (K-Planes
     Sec. 3.2; smooths the planes where few rays constrain them, which helps views away from the training path)."""
+    distortion_loss_weight: float = 0.01
+    """grid: weight of the mip-NeRF 360 distortion loss (Eq. 15 there), which pulls each ray's weights into one
+    compact interval and so removes floaters in front of the cameras (mip-NeRF 360: 0.01, nerfacto: 0.002; 0: off)."""
     proposal_loss_weight: float = 1.0
     """grid: weight of the mip-NeRF 360 proposal (interlevel) loss, Eq. 13 there (nerfacto: 1)."""
     unbounded: bool = True

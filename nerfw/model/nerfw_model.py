@@ -256,6 +256,8 @@ class NeRFW(nn.Module):
         if out.proposal:
             terms["proposal"] = cfg.proposal_loss_weight * sum(
                 losses.proposal_loss(out.edges, out.weights, e, w) for e, w in out.proposal)
+        if out.edges is not None and cfg.distortion_loss_weight > 0:
+            terms["distortion"] = cfg.distortion_loss_weight * losses.distortion_loss(out.edges, out.weights)
         if cfg.field == "grid" and cfg.plane_tv_weight > 0:
             planes = [*self.renderer.field.encoding.planes, *self.renderer.proposal_net.encoding.planes]
             terms["plane_tv"] = cfg.plane_tv_weight * losses.plane_total_variation(planes)
