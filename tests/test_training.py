@@ -23,14 +23,16 @@ def final_params(run_dir: Path) -> dict:
     return state["model"], state["step"]
 
 
-def assert_same_params(a: dict, b: dict, atol: float, stray_share: float = 0.0):
-    """Same parameters to atol. stray_share: the share of elements allowed to differ more (by < 10 atol).
-    Adam with eps 1e-15 turns a gradient of +-1e-12 (summed in another order by the all-reduce) into a
-    full-size step of either sign, so a handful of barely-touched plane cells may differ."""
+def assert_same_params(a: dict, b: dict, atol: float, stray_share: float = 0.0, stray_cells: int = 0):
+    """Same parameters to atol. stray_share: the share of elements allowed to differ more (by < 10 atol), and at
+    least stray_cells elements of any tensor. Adam with eps 1e-15 turns a gradient of +-1e-12 (summed in another
+    order by the all-reduce) into a full-size step of either sign, so a handful of barely-touched plane cells may
+    differ - also in the proposal network's small planes, where a handful is a larger share."""
     assert a.keys() == b.keys()
     for key in a:
         diff = (a[key].float() - b[key].float()).abs()
-        assert float((diff > atol).float().mean()) <= stray_share, key
+        allowed = max(stray_share * diff.numel(), stray_cells if stray_share > 0 else 0)
+        assert int((diff > atol).sum()) <= allowed, key
         assert float(diff.max()) < 10 * atol, key
 
 
@@ -44,7 +46,7 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
                                         "--num_procs", "2")))
     (p1, s1), (p2, s2) = final_params(one), final_params(two)
     assert s1 == s2 == 6
-    assert_same_params(p1, p2, atol=2e-4, stray_share=1e-5)
+    assert_same_params(p1, p2, atol=2e-4, stray_share=1e-5, stray_cells=4)
     # and training did change the parameters (the comparison is not vacuous)
     fresh = train(parse_config(train_argv(tiny_cambridge, tmp_path, "short", *common, "--max_steps", "1")))
     p0, _ = final_params(fresh)
@@ -116,6 +118,8 @@ def test_short_training_beats_mean_colour(tiny_cambridge, tmp_path):
     mean_colour = np.mean([im.reshape(-1, 3).mean(0) for im in train_imgs], axis=0)
     flat = [psnr(np.broadcast_to(mean_colour, im.shape), im) for im in
             (load_image(c.image_path, c.width, c.height) for c in run.scene.split("test"))]
-    # A trainer that learns nothing scores about the flat image; 400 steps give +3.1 dB on the CPU and +2.9 dB on
-    # an H200 (another random stream for the sample jitter), so the bar is +2.5 dB.
-    assert result["psnr"] > np.mean(flat) + 2.5, (result["psnr"], np.mean(flat))
+    # A trainer that learns nothing scores about the flat image; 400 steps gave +3.1 dB on the CPU and +2.9 dB on
+    # an H200 (another random stream for the sample jitter) before the distortion loss; with it (default 0.01,
+    # which pulls each ray's weight together and slows the first steps on this tiny scene) +2.49 dB on the CPU
+    # (+3.34 dB with --distortion_loss_weight 0), so the bar is +2 dB.
+    assert result["psnr"] > np.mean(flat) + 2.0, (result["psnr"], np.mean(flat))
