@@ -151,7 +151,7 @@ def test_train_viewer_shows_the_newest_weights(tiny_cambridge, tmp_path, monkeyp
         viewer = live[0].viewer
         with HeadlessChromium(width=VIEWPORT[0], height=VIEWPORT[1]) as browser:
             browser.navigate(f"http://127.0.0.1:{port}")
-            _, first = wait_for(lambda: full_frame(viewer, 0), 120, "a frame of the training model")
+            _, first = wait_for(lambda: full_frame(viewer, 0), 240, "a frame of the training model")
             view = next(iter(viewer.clients.values()))
             step_shown, frames_before = viewer.run.step, view.frames
             # no camera movement: new frames come from new weights alone
