@@ -111,3 +111,12 @@ def test_default_learning_rate_follows_the_rays_per_step(flags, world_size, lr):
     from nerfw.training.config import default_lr
 
     assert default_lr(parse_config(["--data_root_dir", "d", *flags]), world_size) == pytest.approx(lr)
+
+
+def test_transient_gate_is_off_during_the_warmup_then_ramps_to_one():
+    from nerfw.training.trainer import transient_gate
+
+    assert [transient_gate(s, 500) for s in (0, 499, 500)] == [0.0, 0.0, 0.0]
+    assert transient_gate(750, 500) == pytest.approx(0.5)
+    assert transient_gate(1000, 500) == 1.0 and transient_gate(10_000, 500) == 1.0
+    assert transient_gate(0, 0) == 1.0  # the paper's schedule: on from the first step
