@@ -23,16 +23,14 @@ def final_params(run_dir: Path) -> dict:
     return state["model"], state["step"]
 
 
-def assert_same_params(a: dict, b: dict, atol: float, stray_share: float = 0.0, stray_cells: int = 0):
-    """Same parameters to atol. stray_share: the share of elements allowed to differ more (by < 10 atol), and at
-    least stray_cells elements of any tensor. Adam with eps 1e-15 turns a gradient of +-1e-12 (summed in another
-    order by the all-reduce) into a full-size step of either sign, so a handful of barely-touched plane cells may
-    differ - also in the proposal network's small planes, where a handful is a larger share."""
+def assert_same_params(a: dict, b: dict, atol: float, stray_share: float = 0.0):
+    """Same parameters to atol. stray_share: the share of elements allowed to differ more (by < 10 atol).
+    Adam with eps 1e-15 turns a gradient of +-1e-12 (summed in another order by the all-reduce) into a
+    full-size step of either sign, so a handful of barely-touched plane cells may differ."""
     assert a.keys() == b.keys()
     for key in a:
         diff = (a[key].float() - b[key].float()).abs()
-        allowed = max(stray_share * diff.numel(), stray_cells if stray_share > 0 else 0)
-        assert int((diff > atol).sum()) <= allowed, key
+        assert float((diff > atol).float().mean()) <= stray_share, key
         assert float(diff.max()) < 10 * atol, key
 
 
@@ -51,7 +49,7 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
                                         "--num_procs", "2")))
     (p1, s1), (p2, s2) = final_params(one), final_params(two)
     assert s1 == s2 == 6
-    assert_same_params(p1, p2, atol=2e-4, stray_share=1e-5, stray_cells=4)
+    assert_same_params(p1, p2, atol=2e-4, stray_share=1e-5)
     # and training did change the parameters (the comparison is not vacuous)
     fresh = train(parse_config(train_argv(tiny_cambridge, tmp_path, "short", *common, "--max_steps", "1")))
     p0, _ = final_params(fresh)

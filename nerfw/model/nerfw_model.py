@@ -185,7 +185,8 @@ class NeRFW(nn.Module):
 
     def set_transient_gate(self, gate: float) -> None:
         """Scale the transient density of every NeRF-W head by ``gate`` (1: the paper's model). The trainer uses
-        0 for the first --transient_warmup steps (a deviation from the paper, docs/model.md): the static field
+        0 for the first --transient_warmup steps, then ramps it to 1 (trainer.transient_gate; a deviation from the
+        paper, docs/model.md): the static field
         first learns what all images share, so the per-image transient head cannot take the landmark itself.
         The head still runs (zero gradients), so DDP sees every parameter used."""
         from nerfw.fields.heads import NeRFWHeads
