@@ -3,7 +3,8 @@
 OUT/<scene>/             the dataset, exactly in the Cambridge or 7-Scenes layout (nothing extra inside)
 OUT/<scene>.groundtruth/ scene.json, appearance.json, cameras.json, landmarks.json, masks/, depth/, clean/
 
-The "collection" preset (a landmark's photo collection as a COLMAP model) lives in nerfw.synthetic.collection.
+The "collection" preset (a landmark's photo collection as a COLMAP model) lives in nerfw.synthetic.collection,
+the "flight" preset (a drone video over the square as instant-ngp's transforms.json) in nerfw.synthetic.flight.
 """
 from __future__ import annotations
 
@@ -227,7 +228,7 @@ def _sfm_points(rng, views, results, intr, T_dataset_local):
 
 
 # --------------------------------------------------------------------------- main entry point
-PRESETS = ("wild", "collection")
+PRESETS = ("wild", "collection", "flight")
 
 
 def generate_scene(out_dir, layout: str | None = None, scene: str | None = None, seed: int = 0,
@@ -239,9 +240,17 @@ def generate_scene(out_dir, layout: str | None = None, scene: str | None = None,
 
     preset "wild" (default): the town square (layout "cambridge", the default) or the room ("7scenes").
     preset "collection": a photo collection of one landmark as a COLMAP model (nerfw.synthetic.collection;
-    `layout` must be None or "colmap", `width` is each photo's long side, `height` is not used)."""
+    `layout` must be None or "colmap", `width` is each photo's long side, `height` is not used).
+    preset "flight": a drone flight over the square as instant-ngp's transforms.json (nerfw.synthetic.flight)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (choose {' or '.join(PRESETS)})")
+    if preset == "flight":
+        if layout not in (None, "transforms"):
+            raise ConfigError(f"--preset flight writes instant-ngp's transforms.json; --layout {layout} does not apply")
+        from nerfw.synthetic.flight import generate_flight
+
+        return generate_flight(out_dir, scene=scene, seed=seed, width=width, height=height, n_train=n_train,
+                               n_test=n_test, transient_share=transient_share, workers=workers, overwrite=overwrite)
     if preset == "collection":
         if layout not in (None, "colmap"):
             raise ConfigError(f"--preset collection writes a COLMAP model; --layout {layout} does not apply")
