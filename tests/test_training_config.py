@@ -52,7 +52,7 @@ def test_integer_rejects_code(text):
 @pytest.mark.parametrize("argv,needle", [
     (["--data_root_dir", "D", "--no_such_flag", "1"], "no_such_flag"),
     (["--data_root_dir", "D", "--use_cache", "maybe"], "True or False"),
-    (["--data_root_dir", "D", "--batch_size", "0"], "batch_size"),
+    (["--data_root_dir", "D", "--batch_size", "-1"], "batch_size"),
     (["--data_root_dir", "D", "--field", "nope"], "field"),
     (["--batch_size", "8"], "data_root_dir"),
 ])
@@ -111,6 +111,18 @@ def test_default_learning_rate_follows_the_rays_per_step(flags, world_size, lr):
     from nerfw.training.config import default_lr
 
     assert default_lr(parse_config(["--data_root_dir", "d", *flags]), world_size) == pytest.approx(lr)
+
+
+@pytest.mark.parametrize("flags,device_kind,size", [
+    ([], "cpu", 512), ([], "cuda", 1024), (["--batch_size", "2048"], "cpu", 2048), (["--batch_size", "64"], "cuda", 64),
+])
+def test_automatic_batch_size_depends_on_the_device(flags, device_kind, size):
+    from nerfw.training.config import auto_batch_size
+
+    cfg = parse_config(["--data_root_dir", "d", *flags])
+    resolved = auto_batch_size(cfg, device_kind)
+    assert resolved.train.batch_size == size
+    assert resolved.train.data_root_dir == cfg.train.data_root_dir and resolved.model == cfg.model
 
 
 def test_transient_gate_is_off_during_the_warmup_then_ramps_to_one():

@@ -32,19 +32,7 @@ def build_scene(out: Path, seed: int) -> Path:
 def train_args(data_root: Path, out: Path, minutes: float, seed: int) -> list[str]:
     return ["--data_root_dir", str(data_root), "--scene", DEMO_SCENE, "--root_dir", str(out / "runs"),
             "--exp_name", "demo", "--img_downscale", "3", "--max_minutes", str(minutes), "--seed", str(seed),
-            "--save_latest_freq", "500", "--val_freq", "1000000", *cpu_batch()]
-
-
-def cpu_batch() -> list[str]:
-    """On a CPU the demo trains on 512 rays per step instead of the trainer's 1024: each step has a fixed cost
-    (Adam over every plane parameter), and in a fixed time more, smaller steps score higher (3 min on 2 cores:
-    1879 steps of 512 rays, test PSNR 22.30 dB; 1112 steps of 1024 rays, 20.77 dB)."""
-    from nerfw.training.config import TrainConfig
-    from nerfw.training.distributed import plan_launch
-
-    defaults = TrainConfig()  # the demo leaves the device flags at their defaults: the trainer decides the same way
-    launch = plan_launch(defaults.num_gpus, defaults.num_procs, defaults.device)
-    return ["--batch_size", "512"] if launch.device_kind == "cpu" else []
+            "--save_latest_freq", "500", "--val_freq", "1000000"]  # batch: the trainer's automatic one
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,9 +73,10 @@ class TrainConfig:
     """Seed flag. Write the decoded-image cache (a memory-mapped .npy next to the run) for faster restarts; False
     keeps the images in RAM only."""
     # --- optimisation
-    batch_size: int = 1024
-    """Seed flag. Rays per process per step (as the seed: per GPU). More rays: fewer, smoother steps and more
-    memory; the grid field's learning rate grows with it above 1024 rays."""
+    batch_size: int = 0
+    """Seed flag (seed 1024). Rays per process per step (as the seed: per GPU); 0: 512 on a CPU, 1024 on GPUs
+    (`auto_batch_size`). More rays: fewer, smoother steps and more memory; the grid field's learning rate grows
+    with it above 1024 rays."""
     chunk: int = 4096
     """Seed flag (seed: 1024). Rays per forward pass when rendering whole images (validation previews); only
     speed and memory change. Arithmetic such as 4*1024 is accepted."""
@@ -276,7 +277,7 @@ def parse_config(argv: list[str]) -> Config:
 def validate(cfg: Config) -> None:
     t, m = cfg.train, cfg.model
     checks = [
-        (t.batch_size > 0, f"--batch_size must be > 0, got {t.batch_size}"),
+        (t.batch_size >= 0, f"--batch_size must be > 0 (0: automatic), got {t.batch_size}"),
         (t.chunk > 0, f"--chunk must be > 0, got {t.chunk}"),
         (t.epochs > 0, f"--epochs must be > 0, got {t.epochs}"),
         (t.max_steps >= 0 and t.max_minutes >= 0, "--max_steps and --max_minutes must be >= 0"),
@@ -312,6 +313,22 @@ def validate(cfg: Config) -> None:
 GRID_LR, GRID_LR_RAYS, GRID_LR_MAX = 1e-2, 1024, 3e-2
 
 
+CPU_BATCH, GPU_BATCH = 512, 1024
+
+
+def auto_batch_size(cfg: Config, device_kind: str) -> Config:
+    """cfg with --batch_size 0 resolved: 512 rays per step on a CPU, 1024 per GPU (the seed's).
+
+    On a CPU each step has a fixed cost (Adam over every plane parameter), and a time-limited run is far from
+    converged, so more, smaller steps win. Measured side by side on the 2-core CPU, 10 minutes, NeRF-W protocol:
+    instant-ngp's fox 5,250 steps of 512 rays 26.01 dB vs 2,750 steps of 1024 rays 24.07 dB; the built-in demo
+    scene, 3 minutes: 1,879 steps of 512 rays 22.30 dB vs 1,112 of 1024 rays 20.77 dB."""
+    if cfg.train.batch_size > 0:
+        return cfg
+    size = CPU_BATCH if device_kind == "cpu" else GPU_BATCH
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=size))
+
+
 def default_lr(cfg: Config, world_size: int = 1) -> float:
     """--lr, else the field's default: mlp 5e-4 (the seed's); grid 1e-2 up to 1024 rays per step (all processes
     together), growing in proportion to the rays above that (less gradient noise per step allows longer steps),
@@ -324,5 +341,5 @@ def default_lr(cfg: Config, world_size: int = 1) -> float:
         return cfg.train.lr
     if cfg.model.field == "mlp":
         return 5e-4
-    rays = cfg.train.batch_size * max(1, world_size)
+    rays = (cfg.train.batch_size or GPU_BATCH) * max(1, world_size)
     return min(max(GRID_LR * rays / GRID_LR_RAYS, GRID_LR), GRID_LR_MAX)

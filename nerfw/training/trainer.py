@@ -16,7 +16,7 @@ from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
                                        save_checkpoint)
-from nerfw.training.config import Config, default_lr
+from nerfw.training.config import Config, auto_batch_size, default_lr
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
 from nerfw.training.ray_batches import RayBatcher
@@ -278,6 +278,7 @@ def write_resolved_config(cfg: Config) -> Path:
 def train(cfg: Config) -> Path:
     """Train per cfg (spawning DDP processes when asked) and return the run folder."""
     launch = ddp.plan_launch(cfg.train.num_gpus, cfg.train.num_procs, cfg.train.device)
+    cfg = auto_batch_size(cfg, launch.device_kind)
     if not launch.torchrun or int(os.environ.get("RANK", "0")) == 0:
         write_resolved_config(cfg)
     if launch.world_size > 1 and not launch.torchrun:
