@@ -39,9 +39,8 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
 
     runs = tmp_path_factory.mktemp("runs")
     # The paper's schedule (transient head on from the first step): the 300 steps would otherwise all fall in the
-    # default static warm-up (150 steps) and its ramp (150 more). Measured with the former 500-step warm-up: the fast
-    # renderer's median depth on this tiny model departs more from the full renderer's (relative 0.07-0.11 vs
-    # 0.035), noted in docs/model.md.
+    # default 500-step static warm-up. Measured: with the warm-up the fast renderer's median depth on this tiny
+    # model departs more from the full renderer's (relative 0.07-0.11 vs 0.035).
     return train(parse_config(train_argv(tiny_cambridge, runs, "tiny", "--max_steps", "300", "--batch_size", "1024",
                                          "--save_latest_freq", "1000", "--transient_warmup", "0")))
 

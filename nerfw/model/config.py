@@ -67,7 +67,7 @@ class ModelConfig:
     lambda_u: float = 0.01
     """Seed flag. Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1). Raise
     it if the transient head explains away static content."""
-    transient_warmup: int = 150
+    transient_warmup: int = 500
     """Steps at the start of training with the transient density switched off (the static field first learns what
     every image shares; 0: the paper's schedule, transient head on from the first step)."""
     white_back: bool = False
