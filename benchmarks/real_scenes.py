@@ -39,24 +39,14 @@ def scene_specs(realdata: Path, landmark_root: Path, flight_root: Path) -> dict[
     }
 
 
-def ensure_landmark(seed: int = 0) -> Path:
+def ensure_preset(preset: str, scene: str, seed: int = 0) -> Path:
+    """The built-in preset's dataset under the benchmarks' work folder, generated on first use."""
     from nerfw.synthetic import generate_scene
 
-    root = work_dir() / "landmark"
-    marker = root / f".SynthLandmark.seed{seed}.done"
+    root = work_dir() / {"collection": "landmark"}.get(preset, preset)
+    marker = root / f".{scene}.seed{seed}.done"
     if not marker.is_file():
-        generate_scene(root, preset="collection", seed=seed)
-        marker.write_text("done\n")
-    return root
-
-
-def ensure_flight(seed: int = 0) -> Path:
-    from nerfw.synthetic import generate_scene
-
-    root = work_dir() / "flight"
-    marker = root / f".SynthFlight.seed{seed}.done"
-    if not marker.is_file():
-        generate_scene(root, preset="flight", seed=seed, overwrite=True)
+        generate_scene(root, preset=preset, seed=seed, overwrite=True)
         marker.write_text("done\n")
     return root
 
@@ -130,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     wanted = [s for s in args.scenes.split(",") if s]
-    specs = scene_specs(Path(args.realdata), ensure_landmark() if "landmark" in wanted else Path("-"),
-                        ensure_flight() if "flight" in wanted else Path("-"))
+    specs = scene_specs(Path(args.realdata),
+                        ensure_preset("collection", "SynthLandmark") if "landmark" in wanted else Path("-"),
+                        ensure_preset("flight", "SynthFlight") if "flight" in wanted else Path("-"))
     run_root = work_dir() / "runs" / f"real_scenes{('_' + args.tag) if args.tag else ''}"
     figures = {}
     for name in wanted:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -304,13 +302,6 @@ def _render_job(job: dict) -> dict:
             "rgb": rgb8, "sky_fraction": float(sky.mean()), "landmark_fraction": float(on_landmark.mean())}
 
 
-def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [_render_job(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        return list(pool.map(_render_job, jobs, chunksize=1))
-
-
 # --------------------------------------------------------------------------- sparse points
 def sparse_points(rng, views: list[dict], results: list[dict], scene_prims: list[Primitives], lm_ids: np.ndarray):
     """SfM-like points on the landmark: pixel centres of each photo that see the landmark (not an occluder),
@@ -370,7 +361,7 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
     """Generate the collection preset (see the module docstring). `width` is every photo's long side.
     Returns {"dataset_dir", "groundtruth_dir", "scene", "layout": "colmap", "preset": "collection", "width",
     "n_train", "n_test", "n_far", "n_up", "n_transient_images", "n_points", "landmark_bounds", "seconds"}."""
-    from nerfw.synthetic.generate import _prepare_dirs
+    from nerfw.synthetic.generate import _prepare_dirs, transient_images
 
     t_start = time.time()
     scene = DEFAULTS["scene"] if scene is None else scene
@@ -397,8 +388,7 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
     canonical = materials.canonical_appearance(False)
     apps = {v["name"]: materials.collection_appearance(app_rng) for v in views}
     train_idx = [i for i, v in enumerate(views) if v["split"] == "train"]
-    n_tr = int(math.floor(transient_share * len(train_idx) + 0.5))
-    chosen = sorted(tr_rng.choice(train_idx, n_tr, replace=False).tolist()) if n_tr else []
+    chosen = transient_images(tr_rng, train_idx, transient_share)
     transients, scene_prims, jobs = {}, [], []
     for i, v in enumerate(views):
         prims, mats = lay.prims, lay.materials
@@ -413,7 +403,7 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
                      "static_prims": lay.prims, "static_mats": lay.materials, "n_static_materials": len(lay.materials),
                      "landmark_ids": lm_ids, "T_local_cam": v["T_local_cam"], "intr": intr, "app": apps[v["name"]],
                      "canonical": canonical, "data_dir": str(data_dir), "gt_dir": str(gt_dir)})
-    results = _run_jobs(jobs, workers)
+    results = render.run_jobs(_render_job, jobs, workers)
     t_render = time.time() - t_start
     for v, r in zip(views, results):
         v["sky_fraction"], v["landmark_fraction"] = r["sky_fraction"], r["landmark_fraction"]

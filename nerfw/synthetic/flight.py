@@ -24,8 +24,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -207,13 +205,6 @@ def _render_job(job: dict) -> dict:
             "sky_fraction": float((out["material"] < 0).mean())}
 
 
-def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [_render_job(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        return list(pool.map(_render_job, jobs, chunksize=1))
-
-
 # --------------------------------------------------------------------------- main entry point
 def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int | None = None,
                     height: int | None = None, n_train: int | None = None, n_test: int | None = None,
@@ -222,7 +213,7 @@ def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int
     "layout": "transforms", "preset": "flight", "width", "height", "n_train", "n_test", "n_transient_images",
     "seconds"}."""
     from nerfw.synthetic.collection import split_counts
-    from nerfw.synthetic.generate import _prepare_dirs, content_bounds_local, validate_common
+    from nerfw.synthetic.generate import _prepare_dirs, content_bounds_local, transient_images, validate_common
 
     t_start = time.time()
     scene = DEFAULTS["scene"] if scene is None else scene
@@ -254,8 +245,7 @@ def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int
 
     tr_rng = rng(6)
     train_idx = [k for k, v in enumerate(views) if v["split"] == "train"]
-    n_tr = int(math.floor(transient_share * len(train_idx) + 0.5))
-    chosen = set(tr_rng.choice(train_idx, n_tr, replace=False).tolist()) if n_tr else set()
+    chosen = transient_images(tr_rng, train_idx, transient_share)
     transients, jobs = {}, []
     for k, v in enumerate(views):
         prims, mats = lay.prims, lay.materials
@@ -267,7 +257,7 @@ def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int
         jobs.append({"name": v["name"], "split": v["split"], "prims": prims, "mats": mats, "static_prims": lay.prims,
                      "static_mats": lay.materials, "T_local_cam": v["T_local_cam"], "intr": intr,
                      "app": apps[v["name"]], "canonical": canonical, "data_dir": str(data_dir), "gt_dir": str(gt_dir)})
-    results = _run_jobs(jobs, workers)
+    results = render.run_jobs(_render_job, jobs, workers)
     _write_transforms(data_dir / "transforms.json", views, intr)
 
     lo, hi = content_bounds_local(lay)

@@ -12,8 +12,6 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +69,13 @@ def _prepare_dirs(out_dir: Path, scene: str, overwrite: bool) -> tuple[Path, Pat
 
 
 # --------------------------------------------------------------------------- transients
+def transient_images(rng: np.random.Generator, train_idx: list[int], share: float) -> set[int]:
+    """Indices of the training images that get transients: share x len(train_idx) of them (nearest, halves up),
+    drawn without replacement (every preset draws them the same way)."""
+    n = int(math.floor(share * len(train_idx) + 0.5))
+    return set(rng.choice(train_idx, n, replace=False).tolist()) if n else set()
+
+
 def _person(rng, x: float, y: float, base_z: float, k: int, tag: str) -> tuple[Primitives, list[dict]]:
     """A people-sized occluder: body cylinder (~0.5 m wide) + head sphere, random clothing colours."""
     h = float(rng.uniform(1.55, 1.85))
@@ -136,13 +141,6 @@ def _render_job(job: dict) -> dict:
                                     job["canonical"], job["sky"])
         writers.write_png(gt_dir / "clean" / name, render.to_uint8(clean["rgb"]))
     return {"name": name, "depth": out["depth"], "transient": out["transient"], "rgb": rgb8}
-
-
-def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [_render_job(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        return list(pool.map(_render_job, jobs, chunksize=1))
 
 
 # --------------------------------------------------------------------------- landmarks and SfM points
@@ -296,8 +294,7 @@ def generate_scene(out_dir, layout: str | None = None, scene: str | None = None,
     canonical = materials.canonical_appearance(indoor)
     apps = {v["name"]: materials.random_appearance(app_rng, indoor) for v in views}
     train_idx = [i for i, v in enumerate(views) if v["split"] == "train"]
-    n_tr = int(math.floor(transient_share * len(train_idx) + 0.5))  # nearest, halves up
-    with_transients = set(sorted(tr_rng.choice(train_idx, n_tr, replace=False).tolist())) if n_tr else set()
+    with_transients = transient_images(tr_rng, train_idx, transient_share)
     transients = {}
     jobs = []
     for i, v in enumerate(views):
@@ -310,7 +307,7 @@ def generate_scene(out_dir, layout: str | None = None, scene: str | None = None,
                      "static_prims": lay.prims, "static_mats": lay.materials, "T_local_cam": v["T_local_cam"],
                      "T_world_cam": v["T_world_cam"], "intr": intr, "app": apps[v["name"]], "canonical": canonical,
                      "sky": not indoor, "data_dir": str(data_dir), "gt_dir": str(gt_dir)})
-    results = _run_jobs(jobs, workers)
+    results = render.run_jobs(_render_job, jobs, workers)
     t_render = time.time() - t_start
 
     lm_rng = rng(6)

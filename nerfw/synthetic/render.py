@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
 from nerfw.data.conventions import Distortion, camera_rays, invert_T
 from nerfw.synthetic import geometry, materials
 
@@ -133,3 +136,11 @@ def _render_image_lens(prims, mats, T_local_cam, fx, fy, cx, cy, width, height, 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """float [H,W,3] in [0,1] -> uint8 (round to nearest)."""
     return np.round(np.clip(rgb, 0, 1) * 255.0).astype(np.uint8)
+
+
+def run_jobs(render_job, jobs: list[dict], workers: int) -> list:
+    """[render_job(job) for job in jobs], in `workers` forked processes when there are several (results in order)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [render_job(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(render_job, jobs, chunksize=1))
