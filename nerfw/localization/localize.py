@@ -5,7 +5,8 @@ Stages of a query (each recorded with its pose, so one run measures them all):
 * ``retrieval``: the pose of the top VLAD match (no geometry);
 * ``map``: mutual-nearest-neighbour + ratio-test matches of the query's SIFT to each of the top-k map images'
   keypoints with a 3-D point, pooled (with synthesized views in the map, the top-k photographs are matched too);
-  LO-RANSAC PnP + non-linear refinement (pycolmap);
+  LO-RANSAC PnP + non-linear refinement (pycolmap); with synthesized views, the final refinement uses the
+  photographs' inliers only;
 * ``refined``: the model renders the static scene (fast renderer, pinhole, at the query's feature resolution,
   appearance of the training image nearest to the estimate) at the current estimate; SIFT of the render, each
   render keypoint's 3-D point from the rendered median depth (where the opacity is >= 0.9); the query is matched
@@ -22,7 +23,7 @@ import numpy as np
 
 from nerfw.localization.features import SiftExtractor, match_descriptors, read_grey, to_grey
 from nerfw.localization.mapping import LocMap, feature_shape, normalized_rays
-from nerfw.localization.pose import PoseEstimate, pose_errors, solve_pose
+from nerfw.localization.pose import PoseEstimate, pose_errors, refine_pose, solve_pose
 from nerfw.localization.queries import Query
 from nerfw.localization.retrieval import top_k, vlad
 
@@ -73,16 +74,30 @@ class Localizer:
         return solve_pose(uv_ref, xyz, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height, max_error,
                           self.params.min_inliers)
 
-    def _map_matches(self, desc: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q_idx, xyz = [], []
+    def _map_matches(self, desc: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pooled matches of the query to the map images `rows`: (query keypoint index [M], 3-D point [M, 3],
+        whether the map image is a photograph [M])."""
+        q_idx, xyz, photo = [], [], []
         for i in rows:
             d, X = self.map.image_features(int(i))
             pairs = match_descriptors(desc, d, self.params.ratio)
             q_idx.append(pairs[:, 0])
             xyz.append(X[pairs[:, 1]])
+            photo.append(np.full(len(pairs), bool(self.map.photo[int(i)])))
         if not q_idx:
-            return np.zeros(0, np.int64), np.zeros((0, 3))
-        return np.concatenate(q_idx), np.concatenate(xyz)
+            return np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0, bool)
+        return np.concatenate(q_idx), np.concatenate(xyz), np.concatenate(photo)
+
+    def _refine_on_photos(self, query: Query, est: PoseEstimate, uv: np.ndarray, xyz: np.ndarray,
+                          photo: np.ndarray) -> PoseEstimate:
+        """With synthesized views in the map: the RANSAC pose refined over the photographs' inliers only. The
+        renders' matches help RANSAC find the pose (more of the scene covered); their keypoints, detected in the
+        model's blurrier images, are less precise, so they stay out of the final least squares."""
+        keep = est.inlier_mask & photo
+        if photo.all() or keep.sum() < self.params.min_inliers:
+            return est
+        cam = query.camera
+        return refine_pose(est, uv, xyz, keep, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height)
 
     def _retrieved(self, rows: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The top_k map images by similarity, and with synthesized views in the map also the top_k photographs
@@ -138,13 +153,14 @@ class Localizer:
         res.stages["retrieval"] = {"T_world_cam": self.map.T_world_cam[int(rows[0])].copy(), "inliers": 0,
                                    "seconds": time.time() - t0}
         uv_ref = self._ref_pixels(query, feats.uv, shape)
-        q_idx, xyz = self._map_matches(feats.desc, rows)
+        q_idx, xyz, photo = self._map_matches(feats.desc, rows)
         res.matches = len(q_idx)
         if len(q_idx) < p.min_inliers:
             return self._fail(res, t0, f"only {len(q_idx)} 2-D/3-D matches with the top {p.top_k} map images")
         est = self._solve(query, shape, uv_ref[q_idx], xyz)
         if est is None:
             return self._fail(res, t0, f"no pose with >= {p.min_inliers} inliers from {len(q_idx)} matches")
+        est = self._refine_on_photos(query, est, uv_ref[q_idx], xyz, photo)
         res.stages["map"] = {"T_world_cam": est.T_world_cam, "inliers": est.inliers, "seconds": time.time() - t0}
         best = est
         rounds = 0

@@ -49,6 +49,29 @@ def solve_pose(uv: np.ndarray, xyz: np.ndarray, fx: float, fy: float, cx: float,
     return PoseEstimate(T, int(result["num_inliers"]), len(uv), np.asarray(result["inlier_mask"], bool))
 
 
+def refine_pose(est: PoseEstimate, uv: np.ndarray, xyz: np.ndarray, keep: np.ndarray, fx: float, fy: float,
+                cx: float, cy: float, width: int, height: int) -> PoseEstimate:
+    """`est` refined (Ceres, pycolmap) over the matches `keep` [N] only (a subset of its inliers), e.g. to drop
+    less precise ones from the final least squares; `est` unchanged when the refinement fails."""
+    import pycolmap
+
+    origin = np.median(xyz[keep], axis=0)
+    T_cam_world = invert_T(est.T_world_cam)
+    t = T_cam_world[:3, :3] @ origin + T_cam_world[:3, 3]  # the same pose with the points shifted by -origin
+    start = pycolmap.Rigid3d(pycolmap.Rotation3d(T_cam_world[:3, :3]), t)
+    camera = pycolmap.Camera(model="PINHOLE", width=int(width), height=int(height), params=[fx, fy, cx, cy])
+    result = pycolmap.refine_absolute_pose(start, np.ascontiguousarray(uv, np.float64),
+                                           np.ascontiguousarray(xyz - origin, np.float64),
+                                           np.ascontiguousarray(keep, bool), camera)
+    if result is None:
+        return est
+    T_cam_world = np.eye(4)
+    T_cam_world[:3, :] = result["cam_from_world"].matrix()
+    T = invert_T(T_cam_world)
+    T[:3, 3] += origin
+    return PoseEstimate(T, int(np.sum(keep)), est.matches, np.asarray(keep, bool))
+
+
 def pose_errors(T_est: np.ndarray, T_true: np.ndarray) -> tuple[float, float]:
     """(distance between the camera centres in dataset units, rotation angle between them in degrees)."""
     t = float(np.linalg.norm(T_est[:3, 3] - T_true[:3, 3]))
