@@ -52,7 +52,8 @@ def lens_env(tmp_path_factory):
                         "--log_freq", "100000", "--progress", "log", "--seed", "0",
                         # Bounded sampling between the SfM near/far: in so few steps the unbounded sampler
                         # learns a distant backdrop (depth ~400 m where the scene is at ~30 m).
-                        "--unbounded", "False"])
+                        "--unbounded", "False",
+                        "--transient_warmup", "500"])  # a static model: the probe, not the warm-up, is tested
     run_dir = train(cfg)
     run = load_run(run_dir)
     return {"root": root, "truth": GroundTruth.load(info["groundtruth_dir"]), "run": run}

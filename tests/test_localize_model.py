@@ -57,7 +57,8 @@ def loc_env(loc_scene, tmp_path_factory):
     cfg = parse_config(["--data_root_dir", str(loc_scene), "--scene", SCENE, "--root_dir", str(runs),
                         "--exp_name", "loc", "--img_downscale", "1", "--max_steps", "250", "--batch_size", "1024",
                         "--field", "grid", "--save_latest_freq", "100000", "--val_freq", "100000",
-                        "--log_freq", "100000", "--progress", "log", "--seed", "0"])
+                        "--log_freq", "100000", "--progress", "log", "--seed", "0",
+                        "--transient_warmup", "500"])  # a static model: the map, not the warm-up, is tested
     run = load_run(train(cfg))
     torch.set_num_threads(1)
     cache = tmp_path_factory.mktemp("locmap")

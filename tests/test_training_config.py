@@ -132,3 +132,23 @@ def test_transient_gate_is_off_during_the_warmup_then_ramps_to_one():
     assert transient_gate(750, 500) == pytest.approx(0.5)
     assert transient_gate(1000, 500) == 1.0 and transient_gate(10_000, 500) == 1.0
     assert transient_gate(0, 0) == 1.0  # the paper's schedule: on from the first step
+
+
+@pytest.mark.parametrize("flags,steps_per_epoch,warmup", [
+    ([], 12_500, 500),  # automatic: 4 % of an epoch (beer: 6.4 M pixels / 512 rays -> ~500 steps)
+    ([], 1_800, 72),  # the demo scene's 0.9 M pixels: a short warm-up
+    ([], 10, 1),  # never 0 (0 is the paper's schedule, only when asked for)
+    (["--transient_warmup", "300"], 12_500, 300), (["--transient_warmup", "0"], 12_500, 0),  # explicit: kept
+])
+def test_automatic_transient_warmup_is_a_share_of_an_epoch(flags, steps_per_epoch, warmup):
+    from nerfw.training.config import auto_transient_warmup
+
+    cfg = parse_config(["--data_root_dir", "d", *flags])
+    resolved = auto_transient_warmup(cfg, steps_per_epoch)
+    assert resolved.model.transient_warmup == warmup
+    assert resolved.train == cfg.train and resolved.model.lambda_u == cfg.model.lambda_u
+
+
+def test_transient_warmup_below_minus_one_is_rejected():
+    with pytest.raises(ConfigError, match="transient_warmup"):
+        parse_config(["--data_root_dir", "d", "--transient_warmup", "-2"])

@@ -67,9 +67,10 @@ class ModelConfig:
     lambda_u: float = 0.01
     """Seed flag. Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1). Raise
     it if the transient head explains away static content."""
-    transient_warmup: int = 500
+    transient_warmup: int = -1
     """Steps at the start of training with the transient density switched off (the static field first learns what
-    every image shares; 0: the paper's schedule, transient head on from the first step)."""
+    every image shares; 0: the paper's schedule, transient head on from the first step). -1: automatic, 4 % of an
+    epoch (rays per training pixel, so it scales with the collection's size and the batch; see docs/model.md)."""
     white_back: bool = False
     """Composite onto a white background instead of black (synthetic object scenes on white)."""
     depth_loss_weight: float = 0.0

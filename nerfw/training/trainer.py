@@ -16,7 +16,7 @@ from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
                                        save_checkpoint)
-from nerfw.training.config import Config, auto_batch_size, default_lr
+from nerfw.training.config import Config, auto_batch_size, auto_transient_warmup, default_lr
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
 from nerfw.training.ray_batches import RayBatcher
@@ -185,6 +185,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
                          world_size, cfg.train.seed)
     n_total = total_steps(cfg, batcher.steps_per_epoch)
+    cfg = auto_transient_warmup(cfg, batcher.steps_per_epoch)  # checkpoints keep the resolved step count
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
@@ -209,6 +210,9 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
                     f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
     logger.info(framing_note)
+    if cfg.model.encode_t:
+        logger.info(f"transient head: off for the first {cfg.model.transient_warmup} steps, then ramped in over as "
+                    f"many ({cfg.model.transient_warmup / batcher.steps_per_epoch:.3g} epochs each)")
     live = None
     if is_main and cfg.train.viewer:  # `--viewer`: nerfw view's page on a copy refreshed every few seconds
         from nerfw.tools.viewer import LiveViewer
