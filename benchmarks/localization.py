@@ -36,19 +36,30 @@ TARGETS = {"median_translation": 0.10, "median_rotation_deg": 0.3, "recall_0.5_5
 ROOM_SCENE = "SynthRoom"  # the built-in room in the 7-Scenes layout (640x480, metres)
 
 
-def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "cambridge") -> Path:
+def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "cambridge",
+                     downscale: int = 0) -> Path:
     """The demo's recipe on the built-in scene of `layout`: Cambridge = the demo itself (SynthSquare, 160x90);
-    7scenes = the room (SynthRoom) trained the same way at --img_downscale 4 (160x120)."""
+    7scenes = the room (SynthRoom) trained the same way at --img_downscale 4 (160x120). `downscale` > 0 trains at
+    that --img_downscale instead (its own run folder)."""
     from nerfw.tools.demo import build_scene, train_args
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
-    run = root / "runs" / "demo"
+    name = "demo" if downscale <= 0 else f"demo_downscale{downscale}"
+    run = root / "runs" / name
     if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.ckpt")):
         log(f"using the trained run {run}")
         return run
+
+    def with_options(argv: list[str], scene: str, default_downscale: str) -> list[str]:
+        argv[argv.index("--scene") + 1] = scene
+        argv[argv.index("--img_downscale") + 1] = str(downscale) if downscale > 0 else default_downscale
+        argv[argv.index("--exp_name") + 1] = name
+        return argv
+
     if layout == "cambridge":
-        return Path(train(parse_config(train_args(build_scene(root, seed), root, minutes, seed))))
+        argv = train_args(build_scene(root, seed), root, minutes, seed)
+        return Path(train(parse_config(with_options(argv, DEMO_SCENE, "3"))))
     from nerfw.synthetic import generate_scene
 
     data = root / "data"
@@ -56,10 +67,7 @@ def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "c
     if not marker.is_file():
         generate_scene(data, layout="7scenes", scene=ROOM_SCENE, seed=seed, overwrite=True)
         marker.write_text("ok\n")
-    argv = train_args(data, root, minutes, seed)
-    argv[argv.index("--scene") + 1] = ROOM_SCENE
-    argv[argv.index("--img_downscale") + 1] = "4"
-    return Path(train(parse_config(argv)))
+    return Path(train(parse_config(with_options(train_args(data, root, minutes, seed), ROOM_SCENE, "4"))))
 
 
 def lens_views(run_dir: Path, out: Path, n_novel: int, log_=log) -> Path:
@@ -88,9 +96,10 @@ def lens_views(run_dir: Path, out: Path, n_novel: int, log_=log) -> Path:
 
 
 def row(label: str, s: dict, seconds: float, map_seconds: float | None) -> list[str]:
-    return [label, f"{s['median_translation']:.3f}", f"{s['median_rotation_deg']:.2f}",
-            f"{100 * s['recall_0.25_2deg']:.0f}", f"{100 * s['recall_0.5_5deg']:.0f}", f"{100 * s['recall_5_10deg']:.0f}",
-            f"{100 * s['recall_0.05_5deg']:.0f}", str(s["failed"]), f"{seconds:.2f}", "-" if map_seconds is None else f"{map_seconds:.0f}"]
+    recalls = [f"{100 * s[key]:.0f}" for key in ("recall_0.25_2deg", "recall_0.5_5deg", "recall_5_10deg",
+                                                  "recall_0.05_5deg")]
+    return [label, f"{s['median_translation']:.3f}", f"{s['median_rotation_deg']:.2f}", *recalls, str(s["failed"]),
+            f"{seconds:.2f}", "-" if map_seconds is None else f"{map_seconds:.0f}"]
 
 
 def main() -> None:
@@ -102,10 +111,13 @@ def main() -> None:
     p.add_argument("--tag", default="")
     p.add_argument("--layout", choices=("cambridge", "7scenes"), default="cambridge",
                    help="built-in scene: the demo's square (Cambridge layout) or the room (7-Scenes layout)")
+    p.add_argument("--train_downscale", type=int, default=0,
+                   help="train the model at this --img_downscale instead of the demo's (e.g. 1: 480x270)")
     args = p.parse_args()
     started = time.time()
     root = work_dir() / ("localization" if args.layout == "cambridge" else "localization_7scenes")
-    run_dir = Path(args.run) if args.run else train_demo_model(root, args.minutes, layout=args.layout)
+    run_dir = Path(args.run) if args.run else train_demo_model(root, args.minutes, layout=args.layout,
+                                                               downscale=args.train_downscale)
     import json
 
     from nerfw.tools.run_io import load_run
@@ -141,8 +153,8 @@ def main() -> None:
     log(table)
     path = write_result("localization" + (f"_{args.tag}" if args.tag else ""), figures,
                         {"run": str(run_dir), "feature_size": args.feature_size, "minutes": args.minutes,
-                         "scene": DEMO_SCENE if args.layout == "cambridge" else ROOM_SCENE, "layout": args.layout},
-                        [table], started)
+                         "train_downscale": args.train_downscale, "layout": args.layout,
+                         "scene": DEMO_SCENE if args.layout == "cambridge" else ROOM_SCENE}, [table], started)
     log(f"wrote {path}")
 
 

@@ -150,3 +150,16 @@ def test_wild_preset_landmark_is_well_resolved():
     assert np.all(np.abs(content.center - (lo + hi) / 2) < np.max(hi - lo))  # centred on the statue
     assert cells(content) >= 150
     assert cells(choose_framing(scene, "cameras")) < 20
+
+
+def test_detail_note_compares_the_finest_cell_with_a_pixel_at_the_content():
+    from nerfw.data.framing import detail_note
+
+    # cameras 10 units from the centre with fx = 100 px: a pixel covers 0.1 there; radius 12.8 over 512 cells of
+    # the [-2, 2] cube: a cell is 4 * 12.8 / 512 = 0.1 -> one pixel per cell, no hint
+    cams = [view(look_at(np.array([10.0 * np.cos(a), 10.0 * np.sin(a), 0.0]), np.zeros(3))) for a in (0.0, 1.0, 2.0)]
+    note = detail_note(cams, np.zeros(3), 12.8, 512)
+    assert "finest grid cell 0.1 " in note and "a pixel covers 0.1 " in note and ": 1 pixels per cell" in note
+    assert "try" not in note
+    coarse = detail_note(cams, np.zeros(3), 38.4, 512)  # 3 pixels per cell: the log says what to do
+    assert ": 3 pixels per cell" in coarse and "try --grid_max_res 1024" in coarse

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nerfw.data.framing import choose_framing, parse_scene_box
+from nerfw.data.framing import choose_framing, detail_note, parse_scene_box
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
@@ -135,9 +135,13 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
 
 def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, str]:
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
-    Returns the normalisation and a line for the log."""
+    Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box))
-    return Normalization.from_framing(framing), framing.describe()
+    note = framing.describe()
+    if cfg.model.field == "grid":
+        train = scene.split("train") or scene.cameras
+        note += "\n" + detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res)
+    return Normalization.from_framing(framing), note
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -209,7 +213,8 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
                     f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
-    logger.info(framing_note)
+    for line in framing_note.splitlines():
+        logger.info(line)
     if cfg.model.encode_t:
         logger.info(f"transient head: off for the first {cfg.model.transient_warmup} steps, then ramped in over as "
                     f"many ({cfg.model.transient_warmup / batcher.steps_per_epoch:.3g} epochs each)")
