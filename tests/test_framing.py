@@ -160,6 +160,6 @@ def test_detail_note_compares_the_finest_cell_with_a_pixel_at_the_content():
     cams = [view(look_at(np.array([10.0 * np.cos(a), 10.0 * np.sin(a), 0.0]), np.zeros(3))) for a in (0.0, 1.0, 2.0)]
     note = detail_note(cams, np.zeros(3), 12.8, 512)
     assert "finest grid cell 0.1 " in note and "a pixel covers 0.1 " in note and ": 1 pixels per cell" in note
-    assert "try" not in note
+    assert "--grid_max_res" not in note
     coarse = detail_note(cams, np.zeros(3), 38.4, 512)  # 3 pixels per cell: the log says what to do
-    assert ": 3 pixels per cell" in coarse and "try --grid_max_res 1024" in coarse
+    assert ": 3 pixels per cell" in coarse and "--grid_max_res 1024 keeps more detail" in coarse

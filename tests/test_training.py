@@ -129,13 +129,13 @@ def test_short_training_beats_mean_colour(tiny_cambridge, tmp_path):
 
 
 def test_automatic_transient_warmup_is_resolved_logged_and_kept_in_the_checkpoint(tiny_cambridge, tmp_path):
-    from nerfw.training.config import TRANSIENT_WARMUP_EPOCHS
+    from nerfw.training.config import MIN_TRANSIENT_WARMUP, TRANSIENT_WARMUP_EPOCHS
 
     run = train(parse_config(train_argv(tiny_cambridge, tmp_path, "auto", "--max_steps", "2", "--batch_size", "64",
                                         "--device", "cpu")))
     _, state = load_latest_checkpoint(run)
     log = (run / "loss_log.txt").read_text()
     n_rays = int(log.split(" training rays")[0].split("images, ")[-1])
-    expected = max(1, round(TRANSIENT_WARMUP_EPOCHS * (n_rays // 64)))
-    assert state["config"]["model"]["transient_warmup"] == expected > 1
+    expected = max(MIN_TRANSIENT_WARMUP, round(TRANSIENT_WARMUP_EPOCHS * (n_rays // 64)))
+    assert state["config"]["model"]["transient_warmup"] == expected >= MIN_TRANSIENT_WARMUP
     assert f"transient head: off for the first {expected} steps" in log

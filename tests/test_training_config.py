@@ -136,8 +136,9 @@ def test_transient_gate_is_off_during_the_warmup_then_ramps_to_one():
 
 @pytest.mark.parametrize("flags,steps_per_epoch,warmup", [
     ([], 12_500, 500),  # automatic: 4 % of an epoch (beer: 6.4 M pixels / 512 rays -> ~500 steps)
-    ([], 1_800, 72),  # the demo scene's 0.9 M pixels: a short warm-up
-    ([], 10, 1),  # never 0 (0 is the paper's schedule, only when asked for)
+    ([], 5_000, 200),  # 2.6 M pixels at 512 rays
+    ([], 1_800, 100),  # the demo scene's 0.9 M pixels (72 steps): the floor
+    ([], 10, 100),  # a tiny scene: the floor (0 is the paper's schedule, only when asked for)
     (["--transient_warmup", "300"], 12_500, 300), (["--transient_warmup", "0"], 12_500, 0),  # explicit: kept
 ])
 def test_automatic_transient_warmup_is_a_share_of_an_epoch(flags, steps_per_epoch, warmup):

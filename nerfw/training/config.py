@@ -329,11 +329,12 @@ def auto_batch_size(cfg: Config, device_kind: str) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=size))
 
 
-TRANSIENT_WARMUP_EPOCHS = 0.04
+TRANSIENT_WARMUP_EPOCHS, MIN_TRANSIENT_WARMUP = 0.04, 100
 
 
 def auto_transient_warmup(cfg: Config, steps_per_epoch: int) -> Config:
-    """cfg with --transient_warmup -1 resolved: TRANSIENT_WARMUP_EPOCHS of an epoch, in steps (at least 1).
+    """cfg with --transient_warmup -1 resolved: TRANSIENT_WARMUP_EPOCHS of an epoch, in steps, and at least
+    MIN_TRANSIENT_WARMUP steps.
 
     The static field must resolve what every photo shares before the transient head may explain the rest; how
     long that takes grows with the training pixels, not with the steps. Measured at fixed step counts on the 2-core
@@ -341,10 +342,13 @@ def auto_transient_warmup(cfg: Config, steps_per_epoch: int) -> Config:
     to the transient head with 150 steps (0.012) and kept it with 500 (0.040): 24.89 vs 27.87 dB; the collection
     preset (2.7 M) lost its statue with none (16.45 dB) and kept it with 150 (0.028) or 500 (0.095); the demo scene
     (0.9 M), whose passers-by the static field bakes in while the head is off, scored 23.79 / 23.00 / 22.21 dB
-    with 0 / 150 (0.083) / 500 (0.28). One fixed step count cannot serve all three; 0.04 epochs does."""
+    with 0 / 150 (0.083) / 500 (0.28). One fixed step count cannot serve all three; 0.04 epochs does.
+    The floor: on a tiny scene (a few thousand pixels) 0.04 epochs is 2 steps, the static field has learnt
+    nothing yet, and the head took every pixel (100 % "mostly transient" at step 10; static test render 3 dB
+    below a flat grey image). The demo's 72 steps (23.36 dB) and 150 (23.00) bracket the floor's 100."""
     if cfg.model.transient_warmup >= 0:
         return cfg
-    steps = max(1, round(TRANSIENT_WARMUP_EPOCHS * steps_per_epoch))
+    steps = max(MIN_TRANSIENT_WARMUP, round(TRANSIENT_WARMUP_EPOCHS * steps_per_epoch))
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, transient_warmup=steps))
 
 
