@@ -132,8 +132,9 @@ def log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the built-in scene
-def ensure_scene(scene: str = DEMO_SCENE, seed: int = 0, root: Path | None = None, **generator_kwargs) -> Path:
-    """Generate the built-in scene once (cached by a marker file) and return its data root.
+def ensure_scene(scene: str = DEMO_SCENE, seed: int = 0, root: Path | None = None, layout: str = "cambridge",
+                 **generator_kwargs) -> Path:
+    """Generate the built-in scene of `layout` once (cached by a marker file) and return its data root.
 
     generator_kwargs (width, height, n_train, n_test) go to nerfw.synthetic.generate_scene; a scene with
     non-default arguments gets its own name suffix so cached scenes never mix.
@@ -146,7 +147,7 @@ def ensure_scene(scene: str = DEMO_SCENE, seed: int = 0, root: Path | None = Non
         return root
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    generate_scene(root, layout="cambridge", scene=scene, seed=seed, **generator_kwargs)
+    generate_scene(root, layout=layout, scene=scene, seed=seed, **generator_kwargs)
     marker.write_text(json.dumps({"seed": seed, **generator_kwargs}) + "\n")
     log(f"generated the built-in scene {root / scene} in {time.time() - t0:.0f} s")
     return root

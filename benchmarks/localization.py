@@ -27,7 +27,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import DEMO_SCENE, format_table, log, machine, machine_line, work_dir, write_result
+from common import DEMO_SCENE, ensure_scene, format_table, log, machine, machine_line, work_dir, write_result
 
 TARGETS = {"median_translation": 0.10, "median_rotation_deg": 0.3, "recall_0.5_5deg": 0.95,
            "map_seconds": 60.0, "seconds_per_query": 3.0}
@@ -60,13 +60,7 @@ def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "c
     if layout == "cambridge":
         argv = train_args(build_scene(root, seed), root, minutes, seed)
         return Path(train(parse_config(with_options(argv, DEMO_SCENE, "3"))))
-    from nerfw.synthetic import generate_scene
-
-    data = root / "data"
-    marker = data / f".{ROOM_SCENE}.seed{seed}.done"
-    if not marker.is_file():
-        generate_scene(data, layout="7scenes", scene=ROOM_SCENE, seed=seed, overwrite=True)
-        marker.write_text("ok\n")
+    data = ensure_scene(ROOM_SCENE, seed, root / "data", layout="7scenes")
     return Path(train(parse_config(with_options(train_args(data, root, minutes, seed), ROOM_SCENE, "4"))))
 
 

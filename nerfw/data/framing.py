@@ -205,4 +205,3 @@ def detail_note(train, center: np.ndarray, radius: float, grid_max_res: int) -> 
     hint = f" (for a long run or a GPU: --grid_max_res {2 * grid_max_res} keeps more detail)" if ratio > 2 else ""
     return (f"detail: finest grid cell {cell:.3g} dataset units, a pixel covers {pixel:.3g} at the content centre "
             f"(median camera): {ratio:.2g} pixels per cell{hint}")
-

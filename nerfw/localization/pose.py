@@ -21,6 +21,21 @@ class PoseEstimate:
     inlier_mask: np.ndarray  # [matches] bool
 
 
+def _pinhole(fx: float, fy: float, cx: float, cy: float, width: int, height: int):
+    import pycolmap
+
+    return pycolmap.Camera(model="PINHOLE", width=int(width), height=int(height), params=[fx, fy, cx, cy])
+
+
+def _T_world_cam(cam_from_world, origin: np.ndarray) -> np.ndarray:
+    """pycolmap's cam_from_world, solved for points shifted by -origin -> T_world_cam in the dataset frame."""
+    T_cam_world = np.eye(4)
+    T_cam_world[:3, :] = cam_from_world.matrix()
+    T = invert_T(T_cam_world)
+    T[:3, 3] += origin
+    return T
+
+
 def solve_pose(uv: np.ndarray, xyz: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
                max_error: float, min_inliers: int = 12) -> PoseEstimate | None:
     """Pose of a pinhole camera from undistorted pixel coordinates uv [N, 2] and dataset points xyz [N, 3];
@@ -30,7 +45,7 @@ def solve_pose(uv: np.ndarray, xyz: np.ndarray, fx: float, fy: float, cx: float,
     if len(uv) < max(4, min_inliers):
         return None
     origin = np.median(xyz, axis=0)  # solve near the origin (dataset frames can sit far from their content)
-    camera = pycolmap.Camera(model="PINHOLE", width=int(width), height=int(height), params=[fx, fy, cx, cy])
+    camera = _pinhole(fx, fy, cx, cy, width, height)
     est = pycolmap.AbsolutePoseEstimationOptions()
     est.ransac.max_error = float(max_error)
     est.ransac.random_seed = 0
@@ -42,11 +57,8 @@ def solve_pose(uv: np.ndarray, xyz: np.ndarray, fx: float, fy: float, cx: float,
                                                         ref)
     if result is None or int(result["num_inliers"]) < min_inliers:
         return None
-    T_cam_world = np.eye(4)
-    T_cam_world[:3, :] = result["cam_from_world"].matrix()
-    T = invert_T(T_cam_world)
-    T[:3, 3] += origin
-    return PoseEstimate(T, int(result["num_inliers"]), len(uv), np.asarray(result["inlier_mask"], bool))
+    return PoseEstimate(_T_world_cam(result["cam_from_world"], origin), int(result["num_inliers"]), len(uv),
+                        np.asarray(result["inlier_mask"], bool))
 
 
 def refine_pose(est: PoseEstimate, uv: np.ndarray, xyz: np.ndarray, keep: np.ndarray, fx: float, fy: float,
@@ -59,17 +71,13 @@ def refine_pose(est: PoseEstimate, uv: np.ndarray, xyz: np.ndarray, keep: np.nda
     T_cam_world = invert_T(est.T_world_cam)
     t = T_cam_world[:3, :3] @ origin + T_cam_world[:3, 3]  # the same pose with the points shifted by -origin
     start = pycolmap.Rigid3d(pycolmap.Rotation3d(T_cam_world[:3, :3]), t)
-    camera = pycolmap.Camera(model="PINHOLE", width=int(width), height=int(height), params=[fx, fy, cx, cy])
     result = pycolmap.refine_absolute_pose(start, np.ascontiguousarray(uv, np.float64),
                                            np.ascontiguousarray(xyz - origin, np.float64),
-                                           np.ascontiguousarray(keep, bool), camera)
+                                           np.ascontiguousarray(keep, bool), _pinhole(fx, fy, cx, cy, width, height))
     if result is None:
         return est
-    T_cam_world = np.eye(4)
-    T_cam_world[:3, :] = result["cam_from_world"].matrix()
-    T = invert_T(T_cam_world)
-    T[:3, 3] += origin
-    return PoseEstimate(T, int(np.sum(keep)), est.matches, np.asarray(keep, bool))
+    return PoseEstimate(_T_world_cam(result["cam_from_world"], origin), int(np.sum(keep)), est.matches,
+                        np.asarray(keep, bool))
 
 
 def pose_errors(T_est: np.ndarray, T_true: np.ndarray) -> tuple[float, float]:

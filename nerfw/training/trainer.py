@@ -133,15 +133,15 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
     }
 
 
-def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, str]:
+def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, list[str]]:
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
     Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box))
-    note = framing.describe()
+    notes = [framing.describe()]
     if cfg.model.field == "grid":
         train = scene.split("train") or scene.cameras
-        note += "\n" + detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res)
-    return Normalization.from_framing(framing), note
+        notes.append(detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res))
+    return Normalization.from_framing(framing), notes
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -181,11 +181,11 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     logger = TrainLogger(cfg, enabled=is_main)
     scene, cache = load_training_data(cfg, save_cache=cfg.train.if_save_cache and is_main)
     resume = find_resume_checkpoint(cfg, logger.info)
-    framing_note = ("framing: kept from the resumed checkpoint" if resume else "")
+    framing_notes = ["framing: kept from the resumed checkpoint"]
     if resume:
         normalization = Normalization.from_dict(resume[1]["normalization"])
     else:
-        normalization, framing_note = fit_normalization(scene, cfg)
+        normalization, framing_notes = fit_normalization(scene, cfg)
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
                          world_size, cfg.train.seed)
     n_total = total_steps(cfg, batcher.steps_per_epoch)
@@ -213,7 +213,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
         logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
                     f"options would start at {new_lr:.3g})")
     logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
-    for line in framing_note.splitlines():
+    for line in framing_notes:
         logger.info(line)
     if cfg.model.encode_t:
         logger.info(f"transient head: off for the first {cfg.model.transient_warmup} steps, then ramped in over as "
