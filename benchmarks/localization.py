@@ -11,7 +11,9 @@ Then, over the test split (12 queries with known poses):
 (b) map = the training photographs: SIFT -> rendered-depth 3-D points -> matches with the top-5 images -> PnP;
 (c) map = training photographs + `--n_novel` LENS views (`nerfw density`, `select-views` with the visibility
     rule, `synthesize`);
-(d) (b) + refinement by rendering (render at the estimate, match the query to the render, solve again).
+(d) (b) + refinement by rendering (render at the estimate, match the query to the render, solve again);
+(e) (b) + photometric alignment (the query photo aligned to the model's RGB-D render, every pixel);
+(f) (c) + photometric alignment.
 
 --layout 7scenes runs the same on the built-in room in the 7-Scenes layout (SynthRoom, 640x480, trained at 160x120
 with the demo's recipe); look at its 5 cm / 5 deg recall.
@@ -120,19 +122,24 @@ def main() -> None:
     out = run_dir / "localization" / f"bench{('_' + args.tag) if args.tag else ''}"
     synth = lens_views(run_dir, out, args.n_novel) if args.n_novel > 0 else None
 
-    def one(name, extra, refine):
-        d = localize_run_dir(run_dir, out / name, extra, refine, args.feature_size)
+    def one(name, extra, refine, photometric=0):
+        d = localize_run_dir(run_dir, out / name, extra, refine, args.feature_size, photometric)
         log(f"{name}: {json.dumps(d['summary'].get('final'))}")
         return d
 
     b = one("b_map", None, 0)
     c = one("c_map_synth", synth, 0) if synth else None
     d = one("d_refined", None, 3)
+    e = one("e_photometric", None, 0, photometric=2)
+    f = one("f_synth_photometric", synth, 0, photometric=2) if synth else None
     figures = {"model_step": step, "n_novel": args.n_novel, "queries": b["summary"]["queries"],
                "a_retrieval": b["summary"]["retrieval"], "b_map": b["summary"]["map"],
                "c_map_synth": c["summary"]["map"] if c else None, "d_refined": d["summary"]["refined"],
+               "e_photometric": e["summary"]["photometric"],
+               "f_synth_photometric": f["summary"]["photometric"] if f else None,
                "seconds_per_query": {"b": b["seconds_per_query"], "c": c["seconds_per_query"] if c else None,
-                                     "d": d["seconds_per_query"]},
+                                     "d": d["seconds_per_query"], "e": e["seconds_per_query"],
+                                     "f": f["seconds_per_query"] if f else None},
                "map_seconds": {"b": b["map_seconds"], "c": c["map_seconds"] if c else None}}
     rows = [row("(a) retrieval only", b["summary"]["retrieval"], b["retrieval_seconds"], None),
             row("(b) map = training images", b["summary"]["map"], b["seconds_per_query"], b["map_seconds"])]
@@ -140,6 +147,9 @@ def main() -> None:
         rows.append(row(f"(c) + {args.n_novel} LENS views", c["summary"]["map"], c["seconds_per_query"],
                         c["map_seconds"]))
     rows.append(row("(d) (b) + refinement by rendering", d["summary"]["refined"], d["seconds_per_query"], None))
+    rows.append(row("(e) (b) + photometric alignment", e["summary"]["photometric"], e["seconds_per_query"], None))
+    if f:
+        rows.append(row("(f) (c) + photometric alignment", f["summary"]["photometric"], f["seconds_per_query"], None))
     table = format_table(rows, ["method", "median t (m)", "median R (deg)", "0.25m/2deg %", "0.5m/5deg %",
                                 "5m/10deg %", "5cm/5deg %", "failed", "s/query", "map s"])
     m = machine()
@@ -152,12 +162,13 @@ def main() -> None:
     log(f"wrote {path}")
 
 
-def localize_run_dir(run_dir: Path, out: Path, extra: Path | None, refine: int, feature_size: int) -> dict:
+def localize_run_dir(run_dir: Path, out: Path, extra: Path | None, refine: int, feature_size: int,
+                     photometric: int = 0) -> dict:
     """One `nerfw localize` run; its summary with the per-stage seconds per query and the map's build time."""
     from nerfw.localization.cli import build_parser, localize_run
 
     argv = ["--run", str(run_dir), "--out", str(out), "--refine", str(refine), "--feature_size", str(feature_size),
-            "--no_progress"]
+            "--photometric", str(photometric), "--no_progress"]
     if extra:
         argv += ["--map_extra", str(extra)]
     done = localize_run(build_parser().parse_args(argv), log=lambda msg: None)

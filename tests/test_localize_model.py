@@ -91,6 +91,9 @@ def test_a_query_with_known_pose_comes_back_within_the_stated_error(loc_env):
     assert best[0] < KNOWN_POSE_MAX_T and best[1] < KNOWN_POSE_MAX_R
     for r in results:
         assert set(r.stages) >= {"retrieval"} and r.seconds > 0
+        if r.status == "ok":  # the photometric stage ran and its pose is the final one
+            assert r.stages["photometric"]["rounds"] >= 0
+            np.testing.assert_allclose(r.T_world_cam, r.stages["photometric"]["T_world_cam"])
 
 
 def test_map_points_lie_on_the_analytic_surfaces(loc_env, loc_scene):

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max_error", type=float, default=4.0, help="RANSAC threshold, pixels of the feature image")
     s.add_argument("--min_inliers", type=int, default=12, help="fewer PnP inliers: the query fails")
     s.add_argument("--refine", type=int, default=3, help="render-and-match rounds at most (0: off)")
+    s.add_argument("--photometric", type=int, default=2,
+                   help="photometric alignment rounds at most: the query photo aligned to the model's RGB-D render "
+                        "at the estimate, every rendered pixel (sub-pixel precision; 0: off, docs/localization.md)")
+    s.add_argument("--photometric_size", type=int, default=0,
+                   help="longest side in pixels of the photometric alignment's render and photo (0: twice the "
+                        "feature size, at most the photo's; larger is more precise and slower)")
     p.add_argument("--name", default="", help="output folder name under RUN/localization (default: from the queries)")
     p.add_argument("--out", default="", help="output folder (default RUN/localization/<name>)")
     p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
@@ -55,6 +61,7 @@ def check_args(args) -> None:
     if any(v is not None for v in (args.fx, args.fy, args.cx, args.cy)) and not (args.images or args.poses):
         raise ConfigError("--fx/--fy/--cx/--cy apply to --images / --poses queries")
     for name, v, lo in (("top_k", args.top_k, 1), ("min_inliers", args.min_inliers, 4), ("refine", args.refine, 0),
+                        ("photometric", args.photometric, 0), ("photometric_size", args.photometric_size, 0),
                         ("max_features", args.max_features, 16), ("clusters", args.clusters, 1),
                         ("feature_size", args.feature_size, 0), ("max_queries", args.max_queries, 0)):
         if v < lo:
@@ -105,7 +112,8 @@ def localize_run(args, log=print) -> dict:
     t0 = time.time()
     locmap = load_or_build_map(run, Path(args.map_extra) if args.map_extra else None, map_params, log, progress)
     map_seconds = time.time() - t0
-    params = LocalizeParams(args.top_k, args.ratio, args.max_error, args.min_inliers, args.refine)
+    params = LocalizeParams(args.top_k, args.ratio, args.max_error, args.min_inliers, args.refine,
+                            photometric=args.photometric, photometric_size=args.photometric_size)
     localizer = Localizer(run, locmap, params, SiftExtractor(args.max_features))
     results = [localizer.localize(q) for q in tqdm(queries, desc="localize: queries", disable=not progress,
                                                    dynamic_ncols=True)]

@@ -51,6 +51,19 @@ def read_grey(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         raise ImageError(f"{path}: cannot read the image ({exc.__class__.__name__}: {exc})") from None
 
 
+def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An RGB float64 image [H, W, 3] in [0, 1], resampled to `size` (W, H) when given; ImageError when unreadable."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != tuple(size):
+                im = im.resize(tuple(size), Image.Resampling.LANCZOS)
+            return np.asarray(im, dtype=np.float64) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot read the image ({exc.__class__.__name__}: {exc})") from None
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file from its header; ImageError when unreadable."""
     try:

@@ -15,7 +15,7 @@ from nerfw.localization.pose import RECALL_THRESHOLDS, summarize
 
 TRUE_COLOR = (40, 90, 230)  # blue
 ESTIMATE_COLOR = (245, 140, 20)  # orange
-STAGES = ("retrieval", "map", "refined")
+STAGES = ("retrieval", "map", "refined", "photometric")
 
 
 def _pose_json(T: np.ndarray | None) -> dict | None:
@@ -71,15 +71,15 @@ def summary_text(summary: dict, units: str = "m") -> str:
              f"{summary['seconds_per_query']:.2f} s per query"]
     if "final" not in summary:
         return "\n".join(lines + ["(no true poses: no errors)"])
-    header = "stage       median t     median R   " + "  ".join(f"{dt:g}{units}/{dr:g}deg" for dt, dr in RECALL_THRESHOLDS)
+    header = "stage        median t     median R   " + "  ".join(f"{dt:g}{units}/{dr:g}deg" for dt, dr in RECALL_THRESHOLDS)
     lines.append(header)
-    for stage in ("retrieval", "map", "refined", "final"):
+    for stage in ("retrieval", "map", "refined", "photometric", "final"):
         if stage not in summary:
             continue
         s = summary[stage]
         recall = "  ".join(f"{100 * s[f'recall_{dt:g}_{dr:g}deg']:>{len(f'{dt:g}{units}/{dr:g}deg')}.1f}"
                            for dt, dr in RECALL_THRESHOLDS)
-        lines.append(f"{stage:<10} {s['median_translation']:>9.3f}{units} {s['median_rotation_deg']:>9.2f}deg   "
+        lines.append(f"{stage:<11} {s['median_translation']:>9.3f}{units} {s['median_rotation_deg']:>9.2f}deg   "
                      f"{recall}   (recall %)")
     return "\n".join(lines)
 
@@ -101,7 +101,7 @@ def plot_errors(path: Path, results: list[QueryResult], units: str = "m") -> Pat
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for stage in ("retrieval", "map", "refined"):
+    for stage in STAGES:
         if stage != "retrieval" and not any(stage in r.stages for r in known):
             continue
         errs = np.array([errors_of(r, stage) for r in known])  # [n, 2]
