@@ -11,7 +11,7 @@ from torch import nn
 
 from nerfw.fields.contraction import contract
 from nerfw.fields.encodings import TriPlanes
-from nerfw.fields.heads import FieldOutput, NeRFWHeads
+from nerfw.fields.heads import FieldOutput, NeRFWHeads, SkyHead
 from nerfw.model.config import ModelConfig
 
 # contract() maps space into the ball of radius 2; the planes cover [-1, 1].
@@ -44,6 +44,14 @@ class GridNeRFW(nn.Module):
         self.heads = NeRFWHeads(n_images, cfg.grid_geo_features, cfg.grid_hidden, cfg.grid_color_layers,
                                 cfg.grid_transient_layers, cfg.N_dir_freq, cfg.a_dim, cfg.t_dim,
                                 cfg.encode_a, cfg.encode_t)
+        self.sky = SkyHead(cfg.N_dir_freq, cfg.a_dim if cfg.encode_a else 0, cfg.grid_hidden) \
+            if cfg.sky and cfg.unbounded else None
+
+    def sky_color(self, dirs: torch.Tensor, image_ids: torch.Tensor, appearance: torch.Tensor | None):
+        """The sky head's colour [R, 3] for unit directions [R, 3] (None without a sky head)."""
+        if self.sky is None:
+            return None
+        return self.sky(dirs, self.heads.appearance_codes(image_ids, appearance))
 
     def static_density(self, x: torch.Tensor) -> torch.Tensor:
         """Static sigma at model-frame points [M, 3] -> [M] (view- and image-independent)."""

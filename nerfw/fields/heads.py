@@ -94,3 +94,23 @@ class NeRFWHeads(nn.Module):
             out.rgb_t = torch.sigmoid(raw[..., 1:4])
             out.beta = F.softplus(raw[..., 4])
         return out
+
+
+class SkyHead(nn.Module):
+    """Colour at infinity [R, 3] from the unit view direction (positional encoding, ``n_dir_freq`` frequencies) and
+    the image's appearance code: the sky and whatever lies too far for parallax, lit as that photo is. It has no
+    position input, so it cannot stand in for anything at a finite distance (that would not move with the camera)."""
+
+    def __init__(self, n_dir_freq: int, a_dim: int, hidden: int, n_hidden: int = 2):
+        super().__init__()
+        self.n_dir_freq = n_dir_freq
+        layers: list[nn.Module] = [nn.Linear(pe_dim(3, n_dir_freq) + a_dim, hidden), nn.ReLU(inplace=True)]
+        for _ in range(n_hidden - 1):
+            layers += [nn.Linear(hidden, hidden), nn.ReLU(inplace=True)]
+        self.mlp = nn.Sequential(*layers, nn.Linear(hidden, 3))
+
+    def forward(self, dirs: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+        x = positional_encoding(dirs, self.n_dir_freq)
+        if codes is not None:
+            x = torch.cat([codes.to(x.dtype), x], dim=-1)
+        return torch.sigmoid(self.mlp(x))

@@ -147,8 +147,10 @@ class GridRenderer(nn.Module):
         with torch.autocast(device_type=rays_o.device.type, dtype=torch.bfloat16, enabled=bf16_field):
             f = self.field(self._midpoints(rays_o, rays_d, t_f), dirs, image_ids, appearance, use_transient)
         sigma, rgb = (f.sigma.float(), f.rgb.float()) if bf16_field else (f.sigma, f.rgb)  # composite in fp32
+        sky = self.field.sky_color(dirs, image_ids, appearance)  # None without a sky head
         comp = composite_nerfw(sigma, rgb, deltas_from_edges(t_f, ray_norm), mid, beta_min=cfg.beta_min,
-                               sigma_t=f.sigma_t, rgb_t=f.rgb_t, beta=f.beta, white_back=cfg.white_back)
+                               sigma_t=f.sigma_t, rgb_t=f.rgb_t, beta=f.beta, white_back=cfg.white_back,
+                               background=sky)
         return _output(comp, f.sigma_t, proposal=[(s_p, w_p)], edges=s_f)
 
     @staticmethod

@@ -85,7 +85,8 @@ class Composite:
 
 def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Tensor, z: torch.Tensor, *,
                     beta_min: float, sigma_t: torch.Tensor | None = None, rgb_t: torch.Tensor | None = None,
-                    beta: torch.Tensor | None = None, white_back: bool = False) -> Composite:
+                    beta: torch.Tensor | None = None, white_back: bool = False,
+                    background: torch.Tensor | None = None) -> Composite:
     """Render one set of samples, with (NeRF-W) or without (NeRF) a transient component.
 
     sigma_s, delta, z: [n_rays, S]; rgb_s: [n_rays, S, 3]; sigma_t, beta: [n_rays, S]; rgb_t: [n_rays, S, 3].
@@ -94,10 +95,13 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
     Deviation from the seed / nerf_pl: they render ``depth`` with w_s too but add beta_min inside their
     renderer the same way; nerf_pl renders its transient image with the joint weights, we use the transient
     density alone so the image shows the transient component as if the scene were empty.
+    background [n_rays, 3] (the sky head's colour at infinity) replaces the constant black / white background:
+    what light the samples let through comes from it.
     """
     w_static_only = weights_from_density(sigma_s, delta)  # [n_rays, S]
     rgb_static = composite(w_static_only, rgb_s)
-    background = 1.0 if white_back else 0.0
+    if background is None:
+        background = 1.0 if white_back else 0.0
     if sigma_t is None:
         opacity = w_static_only.sum(-1)
         rgb_static = rgb_static + background * (1 - opacity[:, None])
