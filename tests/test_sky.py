@@ -34,7 +34,7 @@ def test_empty_space_renders_the_sky_of_the_image():
     """With no density anywhere the render is the sky head's colour; it depends on the direction and the image's
     appearance, not on the ray's origin (the sky is at infinity: no parallax)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**SMALL, density_bias=-100.0), n_images=3).eval()
+    model = build_model(ModelConfig(**SMALL, sky=True, density_bias=-100.0), n_images=3).eval()
     assert model.renderer.field.sky is not None
     d = torch.nn.functional.normalize(torch.randn(16, 3), dim=-1)
     near, far = torch.full((16,), 0.05), torch.full((16,), 2.0)
@@ -49,8 +49,8 @@ def test_empty_space_renders_the_sky_of_the_image():
     assert (out_a.rgb[0] - out_a.rgb[1:]).abs().max() > 1e-3  # it varies with the direction
 
 
-@pytest.mark.parametrize("cfg", [dict(sky=False), dict(unbounded=False), dict(field="mlp", W=16, layers=3,
-                                                                             skip_layer=2, N_c=8, N_f=8)])
+@pytest.mark.parametrize("cfg", [dict(sky=False), dict(sky=True, unbounded=False),
+                                 dict(sky=True, field="mlp", W=16, layers=3, skip_layer=2, N_c=8, N_f=8)])
 def test_no_sky_head_where_it_does_not_apply(cfg):
     model = build_model(ModelConfig(**{**SMALL, **cfg}), n_images=2)
     field = getattr(model.renderer, "field", None)
@@ -60,6 +60,7 @@ def test_no_sky_head_where_it_does_not_apply(cfg):
 
 def test_runs_saved_before_the_sky_head_load_without_one():
     old = Config().to_dict()
+    old["model"]["sky"] = True
+    assert saved_config(old, "ckpt").model.sky is True  # a saved choice is kept
     del old["model"]["sky"]
     assert saved_config(old, "ckpt").model.sky is False
-    assert saved_config(Config().to_dict(), "ckpt").model.sky is True
