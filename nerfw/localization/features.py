@@ -38,30 +38,27 @@ def feature_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(8, int(round(width * scale))), max(8, int(round(height * scale)))
 
 
-def read_grey(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A grey float32 image [H, W] in [0, 1], resampled to `size` (W, H) when given; ImageError when unreadable."""
+def _read(path: Path, mode: str, size: tuple[int, int] | None, dtype) -> np.ndarray:
+    """The image in PIL `mode` as floats in [0, 1], resampled (Lanczos) to `size` (W, H) when given."""
     path = Path(path)
     try:
         with Image.open(path) as im:
-            im = im.convert("L")
+            im = im.convert(mode)
             if size is not None and im.size != tuple(size):
                 im = im.resize(tuple(size), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.float32) / 255.0
+            return np.asarray(im, dtype=dtype) / 255.0
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise ImageError(f"{path}: cannot read the image ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_grey(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A grey float32 image [H, W] in [0, 1], resampled to `size` (W, H) when given; ImageError when unreadable."""
+    return _read(path, "L", size, np.float32)
 
 
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """An RGB float64 image [H, W, 3] in [0, 1], resampled to `size` (W, H) when given; ImageError when unreadable."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != tuple(size):
-                im = im.resize(tuple(size), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.float64) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot read the image ({exc.__class__.__name__}: {exc})") from None
+    return _read(path, "RGB", size, np.float64)
 
 
 def image_size(path: Path) -> tuple[int, int]:

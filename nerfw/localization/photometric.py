@@ -195,56 +195,70 @@ def _robust_rms(r: np.ndarray, scale: float, k: float) -> float:
     return float(scale * np.sqrt(2 * rho.mean()))
 
 
-def align(query: np.ndarray, render: np.ndarray, depth: np.ndarray, valid: np.ndarray, K: tuple,
-          params: AlignParams | None = None) -> AlignResult | None:
-    """Pose of the query camera relative to the render camera (same pinhole intrinsics K = (fx, fy, cx, cy), same
-    size): query / render [H, W, C] in [0, 1] (NaN where the undistorted query has no data), depth [H, W] z-depth
-    of the render, valid [H, W] rendered pixels that have a surface. None when too few pixels are usable."""
-    p = params or AlignParams()
-    fx, fy, cx, cy = K
-    h, w = depth.shape
-    surface = valid & np.isfinite(depth) & (depth > 0)
+def _select_points(render: np.ndarray, surface: np.ndarray, p: AlignParams) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (v, u) of the rendered pixels to align: those with a surface, at most ``max_points`` of the
+    most textured (the strongest gradient of the normalised render; flat pixels only add cost)."""
     v, u = np.nonzero(surface)
-    depth = np.where(surface, depth, np.inf)  # no surface: a depth edge to every neighbour
-    if len(u) < p.min_points:
-        return None
-    if len(u) > p.max_points:  # the most textured pixels carry the alignment (flat ones only add cost)
+    if len(u) > p.max_points:
         grey = _prepared(render, 1.0, p.normalize_sigma).mean(-1)
         strength = np.hypot(*np.gradient(grey))[v, u]
         keep = np.argpartition(-strength, p.max_points)[:p.max_points]
         v, u = v[keep], u[keep]
+    return v, u
+
+
+def _gauss_newton(level: _Level, ref: np.ndarray, X: np.ndarray, T: np.ndarray, K: tuple, p: AlignParams,
+                  z_median: float) -> tuple[np.ndarray | None, int]:
+    """Huber-weighted Gauss-Newton on one pyramid level from pose T: (the pose or None, iterations run)."""
+    focal = max(K[0], K[1])
+    for it in range(p.iterations):
+        r, J, ok = _residuals(level, ref, X, T, K, jacobian=True)
+        if ok.sum() < p.min_points:
+            return None, it
+        scale = max(1.4826 * float(np.median(np.abs(r))), 1e-4)  # robust standard deviation (MAD)
+        a = np.abs(r) / scale
+        wts = np.where(a <= p.huber, 1.0, p.huber / np.maximum(a, 1e-12))
+        H = (J * wts[:, None]).T @ J
+        g = (J * wts[:, None]).T @ r
+        step = np.linalg.solve(H + 1e-6 * np.trace(H) / 6 * np.eye(6), -g)
+        T = se3_exp(step) @ T
+        moved = (np.linalg.norm(step[:3]) / z_median + np.linalg.norm(step[3:])) * focal  # pixels, roughly
+        if moved < p.converged_px:
+            return T, it + 1
+    return T, p.iterations
+
+
+def align(query: np.ndarray, render: np.ndarray, depth: np.ndarray, valid: np.ndarray, K: tuple,
+          params: AlignParams | None = None) -> AlignResult | None:
+    """Pose of the query camera relative to the render camera (same pinhole intrinsics K = (fx, fy, cx, cy), same
+    size): query / render [H, W, C] in [0, 1] (NaN where the undistorted query has no data), depth [H, W] z-depth
+    of the render, valid [H, W] rendered pixels that have a surface. None when too few pixels are usable or the
+    result jumped more than ``max_step_px``."""
+    p = params or AlignParams()
+    fx, fy, cx, cy = K
+    surface = valid & np.isfinite(depth) & (depth > 0)
+    if surface.sum() < p.min_points:
+        return None
+    v, u = _select_points(render, surface, p)
+    depth = np.where(surface, depth, np.inf)  # no surface: a depth edge to every neighbour
     z = depth[v, u]
-    X = np.stack([(u + 0.5 - cx) / fx * z, (v + 0.5 - cy) / fy * z, z], -1)
-    T = np.eye(4)
-    iterations, cost_before = 0, None
+    X = np.stack([(u + 0.5 - cx) / fx * z, (v + 0.5 - cy) / fy * z, z], -1)  # points in the render camera
+    T, iterations = np.eye(4), 0
     for sigma in p.blur_sigmas:
-        level = _Level(query, sigma, p.normalize_sigma)
         ref = _reference(render, depth, v, u, sigma, p.normalize_sigma, p.max_depth_jump)
-        for _ in range(p.iterations):
-            r, J, ok = _residuals(level, ref, X, T, K, jacobian=True)
-            if ok.sum() < p.min_points:
-                return None
-            scale = max(1.4826 * float(np.median(np.abs(r))), 1e-4)
-            a = np.abs(r) / scale
-            wts = np.where(a <= p.huber, 1.0, p.huber / np.maximum(a, 1e-12))
-            H = (J * wts[:, None]).T @ J
-            g = (J * wts[:, None]).T @ r
-            step = np.linalg.solve(H + 1e-6 * np.trace(H) / 6 * np.eye(6), -g)
-            T = se3_exp(step) @ T
-            iterations += 1
-            moved = (np.linalg.norm(step[:3]) / float(np.median(z)) + np.linalg.norm(step[3:])) * max(fx, fy)
-            if moved < p.converged_px:
-                break
+        T, its = _gauss_newton(_Level(query, sigma, p.normalize_sigma), ref, X, T, K, p, float(np.median(z)))
+        iterations += its
+        if T is None:
+            return None
     level = _Level(query, 0.0, p.normalize_sigma)
     ref = _reference(render, depth, v, u, 0.0, p.normalize_sigma, p.max_depth_jump)
     r0, _, _ = _residuals(level, ref, X, np.eye(4), K, jacobian=False)
     r1, _, ok = _residuals(level, ref, X, T, K, jacobian=False)
     scale = max(1.4826 * float(np.median(np.abs(r0))), 1e-4)
     cost_before, cost_after = _robust_rms(r0, scale, p.huber), _robust_rms(r1, scale, p.huber)
-    # how far the image centre's ray moved, in pixels: a jump this large is a wrong basin, not a refinement
-    centre = np.array([0.0, 0.0, float(np.median(z))])
-    moved = T[:3, :3] @ centre + T[:3, 3]
-    shift = np.hypot(fx * moved[0] / moved[2], fy * moved[1] / moved[2])
+    # how far the principal point's ray moved, in pixels: a jump this large is a wrong basin, not a refinement
+    centre = T[:3, :3] @ np.array([0.0, 0.0, float(np.median(z))]) + T[:3, 3]
+    shift = np.hypot(fx * centre[0] / centre[2], fy * centre[1] / centre[2])
     if not np.isfinite(T).all() or shift > p.max_step_px:
         return None
     return AlignResult(T, cost_before, cost_after, int(ok.sum()), iterations)
