@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "at the estimate, every rendered pixel (sub-pixel precision; 0: off, docs/localization.md)")
     s.add_argument("--photometric_size", type=int, default=0,
                    help="longest side in pixels of the photometric alignment's render and photo (0: twice the "
-                        "feature size, at most the photo's; larger is more precise and slower)")
+                        "feature size, at most the photo's and 1024; larger is more precise and slower)")
     p.add_argument("--name", default="", help="output folder name under RUN/localization (default: from the queries)")
     p.add_argument("--out", default="", help="output folder (default RUN/localization/<name>)")
     p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")

@@ -32,6 +32,11 @@ from nerfw.localization.queries import Query
 from nerfw.localization.retrieval import top_k, vlad
 
 
+# The default alignment resolution stops here (longest side, pixels): each round renders every pixel, and a
+# 1920-pixel render costs minutes per query on a CPU. --photometric_size goes beyond it (e.g. on a GPU).
+PHOTOMETRIC_DEFAULT_MAX = 1024
+
+
 @dataclass
 class LocalizeParams:
     top_k: int = 5  # map images matched per query
@@ -211,9 +216,10 @@ class Localizer:
         from nerfw.data.conventions import invert_T
 
         cam = query.camera
-        # twice the feature resolution (never above the photo's own): alignment is precise to a fraction of a pixel,
-        # and a finer pixel is a finer pose (measured: docs/localization.md)
-        shape = feature_shape(query.path, self.params.photometric_size or 2 * self.map.feature_size)
+        # twice the feature resolution (never above the photo's own, nor above PHOTOMETRIC_DEFAULT_MAX unless asked):
+        # alignment is precise to a fraction of a pixel, and a finer pixel is a finer pose (docs/localization.md)
+        size = self.params.photometric_size or min(2 * self.map.feature_size, PHOTOMETRIC_DEFAULT_MAX)
+        shape = feature_shape(query.path, size)
         sx, sy = shape[0] / cam.width, shape[1] / cam.height
         K = (cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy)
         photo = undistort_image(read_rgb(query.path, shape), *K, cam.distortion)
