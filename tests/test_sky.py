@@ -5,7 +5,7 @@ import torch
 from nerfw.model.config import ModelConfig
 from nerfw.model.nerfw_model import build_model
 from nerfw.rendering.compositing import composite_nerfw
-from nerfw.training.config import Config, saved_config
+from nerfw.training.config import Config
 
 SMALL = dict(field="grid", grid_min_res=8, grid_max_res=16, grid_levels=2, grid_samples=8, proposal_samples=8,
              proposal_min_res=8, proposal_max_res=8, proposal_levels=1)
@@ -59,8 +59,10 @@ def test_no_sky_head_where_it_does_not_apply(cfg):
 
 
 def test_runs_saved_before_the_sky_head_load_without_one():
+    """A checkpoint's config is read with Config.from_dict: a saved choice is kept, and a run saved before the
+    option existed gets the default, off (the model it trained has no sky head)."""
     old = Config().to_dict()
     old["model"]["sky"] = True
-    assert saved_config(old, "ckpt").model.sky is True  # a saved choice is kept
+    assert Config.from_dict(old, "ckpt").model.sky is True  # a saved choice is kept
     del old["model"]["sky"]
-    assert saved_config(old, "ckpt").model.sky is False
+    assert Config.from_dict(old, "ckpt").model.sky is False

@@ -15,7 +15,7 @@ Stages of a query (each recorded with its pose, so one run measures them all):
 * ``photometric``: dense alignment of the query photo to the model's RGB-D render at the estimate
   (nerfw.localization.photometric: every rendered pixel with a surface, a per-channel gain and offset, Gauss-Newton
   on a blur pyramid), rendered again at the result and repeated (``photometric`` rounds). A round is kept when it
-  lowers the photometric residual and moves the image by less than a few pixels; this stage gives the final pose.
+  lowers the photometric residual and the PnP inliers still fit its pose; this stage gives the final pose.
 """
 from __future__ import annotations
 
@@ -255,14 +255,13 @@ class Localizer:
 def reprojection_median(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> float:
     """Median distance in pixels between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam
     and their observations uv [N, 2] (undistorted reference pixels); inf without points in front."""
-    from nerfw.data.conventions import invert_T
+    from nerfw.data.conventions import intrinsics_matrix, project_points
 
-    Xc = xyz @ invert_T(T_world_cam)[:3, :3].T + invert_T(T_world_cam)[:3, 3]
-    front = Xc[:, 2] > 1e-9
+    proj, z = project_points(intrinsics_matrix(cam.fx, cam.fy, cam.cx, cam.cy), T_world_cam, xyz)
+    front = z > 1e-9
     if not front.any():
         return float("inf")
-    proj = Xc[front, :2] / Xc[front, 2:] * [cam.fx, cam.fy] + [cam.cx, cam.cy]
-    return float(np.median(np.linalg.norm(proj - uv[front], axis=1)))
+    return float(np.median(np.linalg.norm(proj[front] - uv[front], axis=1)))
 
 
 def keypoints_in_camera_uv(uv_feat: np.ndarray, camera, shape) -> np.ndarray:

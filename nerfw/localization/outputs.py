@@ -73,7 +73,7 @@ def summary_text(summary: dict, units: str = "m") -> str:
         return "\n".join(lines + ["(no true poses: no errors)"])
     header = "stage        median t     median R   " + "  ".join(f"{dt:g}{units}/{dr:g}deg" for dt, dr in RECALL_THRESHOLDS)
     lines.append(header)
-    for stage in ("retrieval", "map", "refined", "photometric", "final"):
+    for stage in (*STAGES, "final"):
         if stage not in summary:
             continue
         s = summary[stage]

@@ -141,16 +141,15 @@ def depth_edges(depth: np.ndarray, max_jump: float) -> np.ndarray:
     return (inv <= 0) | (hi - lo > max_jump * hi)
 
 
-def _reference(render: np.ndarray, depth: np.ndarray, v: np.ndarray, u: np.ndarray, sigma: float, normalize: float,
-               max_depth_jump: float) -> np.ndarray:
-    """The prepared render at its pixels (v, u) [N, C]; NaN where the filters' support reaches the render's border,
-    a pixel without a surface or a depth edge (parallax moves the two sides of an edge apart, so the filtered
+def _reference(render: np.ndarray, on_edge: np.ndarray, v: np.ndarray, u: np.ndarray, sigma: float,
+               normalize: float) -> np.ndarray:
+    """The prepared render at its pixels (v, u) [N, C]; NaN where the filters' support reaches the render's border
+    or the pixel is on a depth edge (``on_edge`` [N]: parallax moves the two sides of an edge apart, so the filtered
     values there do not warp with one pose)."""
     h, w = render.shape[:2]
     r = _support(sigma, normalize)
     ref = _prepared(render, sigma, normalize)[v, u]
-    inner = (u >= r) & (u < w - r) & (v >= r) & (v < h - r)
-    inner &= ~depth_edges(depth, max_depth_jump)[v, u]
+    inner = (u >= r) & (u < w - r) & (v >= r) & (v < h - r) & ~on_edge
     return np.where(inner[:, None], ref, np.nan)
 
 
@@ -243,15 +242,16 @@ def align(query: np.ndarray, render: np.ndarray, depth: np.ndarray, valid: np.nd
     depth = np.where(surface, depth, np.inf)  # no surface: a depth edge to every neighbour
     z = depth[v, u]
     X = np.stack([(u + 0.5 - cx) / fx * z, (v + 0.5 - cy) / fy * z, z], -1)  # points in the render camera
+    on_edge = depth_edges(depth, p.max_depth_jump)[v, u]
     T, iterations = np.eye(4), 0
     for sigma in p.blur_sigmas:
-        ref = _reference(render, depth, v, u, sigma, p.normalize_sigma, p.max_depth_jump)
+        ref = _reference(render, on_edge, v, u, sigma, p.normalize_sigma)
         T, its = _gauss_newton(_Level(query, sigma, p.normalize_sigma), ref, X, T, K, p, float(np.median(z)))
         iterations += its
         if T is None:
             return None
     level = _Level(query, 0.0, p.normalize_sigma)
-    ref = _reference(render, depth, v, u, 0.0, p.normalize_sigma, p.max_depth_jump)
+    ref = _reference(render, on_edge, v, u, 0.0, p.normalize_sigma)
     r0, _, _ = _residuals(level, ref, X, np.eye(4), K, jacobian=False)
     r1, _, ok = _residuals(level, ref, X, T, K, jacobian=False)
     scale = max(1.4826 * float(np.median(np.abs(r0))), 1e-4)

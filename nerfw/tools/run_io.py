@@ -9,7 +9,7 @@ import torch
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.training.checkpoint import load_latest_checkpoint
-from nerfw.training.config import Config, saved_config
+from nerfw.training.config import Config
 
 
 @dataclass
@@ -57,7 +57,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     if found is None:
         raise NerfwError(f"{run_dir}: no readable checkpoint in {run_dir / 'checkpoints'}")
     path, state = found
-    cfg = saved_config(state["config"], source=str(path))
+    cfg = Config.from_dict(state["config"], source=str(path))
     names = list(state["image_names"])
     model = build_model(cfg.model, n_images=len(names))
     model.load_state_dict(state["model"])

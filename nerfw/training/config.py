@@ -165,14 +165,6 @@ class Config:
         tmp.replace(path)
 
 
-def saved_config(d: dict, source: str) -> Config:
-    """The Config of a saved run (checkpoint). Options added since a run was saved take the value that reproduces
-    that run's model, not today's default: runs saved before the sky head existed have none."""
-    model = dict(d.get("model", {}))
-    model.setdefault("sky", False)
-    return Config.from_dict({**d, "model": model}, source=source)
-
-
 def _build(cls, values: dict, source: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)

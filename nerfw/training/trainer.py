@@ -1,7 +1,6 @@
 """The training loop: one function per concern, DDP-aware through nerfw.training.distributed only."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -185,8 +184,6 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     framing_notes = ["framing: kept from the resumed checkpoint"]
     if resume:
         normalization = Normalization.from_dict(resume[1]["normalization"])
-        if "sky" not in resume[1]["config"].get("model", {}):  # a run saved before the sky head existed
-            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sky=False))
     else:
         normalization, framing_notes = fit_normalization(scene, cfg)
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
