@@ -64,7 +64,7 @@ def loc_env(loc_scene, tmp_path_factory):
     cache = tmp_path_factory.mktemp("locmap")
     locmap = load_or_build_map(run, None, MapParams(), log=lambda m: None, progress=False, cache_dir=cache)
     return {"run": run, "map": locmap, "cache": cache,
-            "localizer": Localizer(run, locmap, LocalizeParams(refine=1), SiftExtractor())}
+            "localizer": Localizer(run, locmap, LocalizeParams(refine=1, photometric=2), SiftExtractor())}
 
 
 def test_a_training_image_returns_its_own_pose(loc_env):

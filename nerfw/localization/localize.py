@@ -45,7 +45,7 @@ class LocalizeParams:
     min_inliers: int = 12  # fewer PnP inliers: the query fails
     refine: int = 3  # render-and-match rounds at most (0: no refinement)
     render_min_opacity: float = 0.9  # render keypoints need this opacity for a 3-D point
-    photometric: int = 2  # photometric alignment rounds (render + align) at most (0: off)
+    photometric: int = 0  # photometric alignment rounds (render + align) at most (0: off; opt-in, docs/localization.md)
     photometric_size: int = 0  # longest side of the aligned images (0: twice the map's feature size)
     photometric_max_growth: float = 1.5  # the PnP inliers' median reprojection error may grow this many times
     photometric_max_drift: float = 0.1  # ... plus this many feature pixels
