@@ -63,7 +63,7 @@ def setup(field_name: str, device: str, batch_size: int, seed: int = 0):
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, batch_size, 1, seed)
     torch.manual_seed(seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
-    optimizer, scheduler = make_optimizer(model, cfg, n_total=100_000)
+    optimizer, scheduler, _ = make_optimizer(model, cfg, n_total=100_000)
     return cfg, scene, normalization, batcher, model, TrainStep(model), optimizer, scheduler
 
 

@@ -42,14 +42,31 @@ def test_points_framing_ignores_far_cameras():
                                      view(look_at(target + [0, -60.0, 5], target))]
     points = target + rng.uniform(-0.5, 0.5, (500, 3))
     scene = SceneData("colmap", Path("."), cams, points=np.concatenate([points, [[400.0, 0, 0]]]))
-    framing = choose_framing(scene)
+    # 64 cells: a cell (0.07 of the ~0.7 radius) is coarser than a pixel there (3 / 100), so no widening
+    framing = choose_framing(scene, grid_max_res=64)
     assert framing.method == "points"
     assert np.linalg.norm(framing.center - target) < 0.1
     assert 0.5 < framing.radius < 0.9  # 90 % of a unit cube's points lie within ~0.7 of its centre
-    norm = Normalization.fit(scene)
+    assert "widened" not in framing.reason
+    norm = Normalization.from_framing(framing)
     assert norm.scale == pytest.approx(1.0 / framing.radius)
     # the old camera rule made the landmark tiny: spread ~60 + far 20 -> scale ~1/80
     assert choose_framing(scene, "cameras").radius > 50
+
+
+def test_points_ball_widens_while_a_cell_stays_within_a_pixel():
+    """Cameras 30 units from a 1-unit landmark, fx 100: a pixel covers 0.3 there. A ball of radius r gives cells of
+    4 r / grid_max_res, so the ball may grow to 0.3 * grid_max_res / 4 (never past the median camera)."""
+    rng = np.random.default_rng(1)
+    scene = SceneData("colmap", Path("."), orbit(np.zeros(3), 30.0, 12, height=0.0),
+                      points=rng.uniform(-0.5, 0.5, (400, 3)))
+    points_only = choose_framing(scene, grid_max_res=8)  # 0.6: no finer than the points' own ball (~0.7)
+    assert 0.5 < points_only.radius < 0.9 and "widened" not in points_only.reason
+    by_detail = choose_framing(scene, grid_max_res=128)  # 0.3 * 128 / 4
+    assert by_detail.radius == pytest.approx(9.6, rel=1e-3) and "matches a pixel" in by_detail.reason
+    by_cameras = choose_framing(scene, grid_max_res=512)  # 38.4 would pass the cameras: capped at 30
+    assert by_cameras.radius == pytest.approx(30.0, rel=1e-3) and "median camera" in by_cameras.reason
+    assert np.linalg.norm(by_cameras.center - points_only.center) < 1e-12  # widening keeps the centre
 
 
 def test_focus_framing_finds_the_orbit_target():
@@ -127,7 +144,8 @@ def test_scene_box_with_negative_corner_parses_on_the_command_line():
 
 def test_wild_preset_landmark_is_well_resolved():
     """The built-in photo collection (a statue with a few far cameras): framed by its sparse points, the statue's
-    longest side spans >= 150 cells of the finest plane (grid_max_res 512 over the contracted [-2, 2] cube);
+    longest side spans at least as many cells of the finest plane (grid_max_res 512 over the contracted [-2, 2]
+    cube) as it spans pixels in the median photo, so the field never resolves it coarser than the photos show it;
     the old camera rule left it < 20 cells (the real collection's failure: ~5 x 15 x 10 cells)."""
     import json
 
@@ -148,7 +166,10 @@ def test_wild_preset_landmark_is_well_resolved():
     content = choose_framing(scene)
     assert content.method == "points"
     assert np.all(np.abs(content.center - (lo + hi) / 2) < np.max(hi - lo))  # centred on the statue
-    assert cells(content) >= 150
+    from nerfw.data.framing import pixel_footprint
+
+    pixels = float(np.max(hi - lo)) / pixel_footprint(scene.split("train"), content.center)
+    assert pixels > 20 and cells(content) >= 0.999 * pixels
     assert cells(choose_framing(scene, "cameras")) < 20
 
 

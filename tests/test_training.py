@@ -100,6 +100,20 @@ def test_tensorboard_event_file_has_expected_tags(tiny_cambridge, tmp_path):
     assert (run / "config.json").is_file() and (run / "loss_log.txt").read_text().count("step") >= 2
 
 
+def test_time_limited_run_ends_with_the_learning_rate_decayed(tiny_cambridge, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(parse_config(train_argv(tiny_cambridge, tmp_path, "timed", "--max_minutes", "0.05", "--log_freq", "1",
+                                        "--lr_final_ratio", "0.1", "--lr_decay_tail", "0.5")))
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    lr = [e.value for e in acc.Scalars("train/lr")]
+    assert len(lr) > 4
+    assert lr[0] == pytest.approx(lr[1])  # the first half of the budget runs at the full rate
+    assert lr[-1] == pytest.approx(0.1 * lr[0], rel=1e-3)  # the budget's end is the schedule's end
+    assert "stopped after --max_minutes" in (run / "loss_log.txt").read_text()
+
+
 def test_config_written_and_reusable(tiny_cambridge, tmp_path):
     run = train(parse_config(train_argv(tiny_cambridge, tmp_path, "cfg", "--max_steps", "2", "--chunk", "2*1024")))
     again = parse_config(["--config", str(run / "config.json")])

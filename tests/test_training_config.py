@@ -153,3 +153,30 @@ def test_automatic_transient_warmup_is_a_share_of_an_epoch(flags, steps_per_epoc
 def test_transient_warmup_below_minus_one_is_rejected():
     with pytest.raises(ConfigError, match="transient_warmup"):
         parse_config(["--data_root_dir", "d", "--transient_warmup", "-2"])
+
+
+def test_learning_rate_stays_then_decays_over_the_tail():
+    from nerfw.training.trainer import LearningRateSchedule
+
+    schedule = LearningRateSchedule(n_total=100, final_ratio=0.1, tail=0.2)
+    assert [schedule.factor(s) for s in (0, 50, 80)] == [1.0, 1.0, 1.0]
+    assert schedule.factor(90) == pytest.approx(0.1 ** 0.5)  # half-way through the tail
+    assert schedule.factor(100) == pytest.approx(0.1) and schedule.factor(500) == pytest.approx(0.1)
+    whole_run = LearningRateSchedule(n_total=100, final_ratio=0.1, tail=1.0)  # the plain exponential decay
+    assert whole_run.factor(50) == pytest.approx(0.1 ** 0.5)
+
+
+def test_time_limited_run_decays_by_the_share_of_its_budget_used():
+    from nerfw.training.trainer import LearningRateSchedule
+
+    schedule = LearningRateSchedule(n_total=1_000_000, final_ratio=0.1, tail=0.2)  # 20 epochs: never reached
+    schedule.time_fraction = 0.9
+    assert schedule.factor(10) == pytest.approx(0.1 ** 0.5)
+    schedule.time_fraction = 1.0
+    assert schedule.factor(10) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("tail", ["0", "1.5"])
+def test_lr_decay_tail_outside_zero_one_is_refused(tail):
+    with pytest.raises(ConfigError, match="--lr_decay_tail"):
+        parse_config(["--data_root_dir", "d", "--lr_decay_tail", tail])

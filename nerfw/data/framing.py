@@ -151,7 +151,35 @@ def widen_to_cameras(framing: Framing, train, quantile: float = CAMERA_QUANTILE)
                    f"{framing.reason}; widened from {framing.radius:.4g} to hold the median camera ({reach:.4g})")
 
 
-def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None) -> Framing:
+def pixel_footprint(train, center: np.ndarray) -> float:
+    """What one pixel of the median training camera covers at ``center`` (distance / focal), dataset units."""
+    return float(np.median([np.linalg.norm(c.center - center) / max(c.fx, c.fy) for c in train]))
+
+
+def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float = CAMERA_QUANTILE) -> Framing:
+    """The sparse points' ball widened while the finest grid cell stays within one pixel at the content, up to
+    the median camera (:func:`widen_to_cameras`).
+
+    SfM points lie on what was matched, usually the landmark; its surroundings (the square it stands on, the
+    ground in front of a close camera) lie outside their ball, in the contracted shell, where they are coarse and
+    cheap to fake with floaters. Where the planes resolve the landmark finer than the photos do, that spare
+    resolution is spent on the surroundings instead. Measured on the collection preset (docs/benchmarks.md):
+    the points' ball (radius 0.92, 0.47 pixels per cell) left the plaza in the shell and blurred it in close
+    views."""
+    cell_per_radius = 4.0 / grid_max_res  # the planes span [-2, 2]^3 of the model frame
+    detail_radius = pixel_footprint(train, framing.center) / cell_per_radius
+    distances = np.array([np.linalg.norm(c.center - framing.center) for c in train])
+    reach = float(np.quantile(distances, quantile)) if len(distances) else 0.0
+    radius = min(detail_radius, reach)
+    if radius <= framing.radius:
+        return framing
+    return Framing(framing.center, radius, framing.method,
+                   f"{framing.reason}; widened from {framing.radius:.4g} to {radius:.4g}, where the finest grid cell "
+                   f"{'matches a pixel at the content' if radius < reach else 'reaches the median camera'}")
+
+
+def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None,
+                   grid_max_res: int = 512) -> Framing:
     """The framing of a scene's training cameras and points (see the module docstring)."""
     if method not in METHODS:
         raise ConfigError(f"--framing {method!r}: expected one of {', '.join(METHODS)}")
@@ -166,8 +194,10 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
         if n_points == 0:
             raise ConfigError("--framing points: the dataset has no sparse points")
         center, radius = robust_ball(points)
-        return Framing(center, radius, "points",
-                       f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median")
+        return widen_to_detail(Framing(
+            center, radius, "points",
+            f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median"), train,
+            grid_max_res)
     if method == "cameras" or len(train) < 2:
         return cameras_framing(train)
     focus, spread, in_front = axes_focus(train)
@@ -200,7 +230,7 @@ def detail_note(train, center: np.ndarray, radius: float, grid_max_res: int) -> 
     each CPU step took ~45 % longer, and in an equal 10 minutes on the fox (3.6 pixels per cell) 1024 scored 22.82
     dB at 1,850 steps against 24.52 at 2,950: the finer planes pay off in long runs (a GPU), not in short CPU ones."""
     cell = 4.0 * radius / grid_max_res
-    pixel = float(np.median([np.linalg.norm(c.center - center) / max(c.fx, c.fy) for c in train]))
+    pixel = pixel_footprint(train, center)
     ratio = cell / max(pixel, 1e-12)
     hint = f" (for a long run or a GPU: --grid_max_res {2 * grid_max_res} keeps more detail)" if ratio > 2 else ""
     return (f"detail: finest grid cell {cell:.3g} dataset units, a pixel covers {pixel:.3g} at the content centre "

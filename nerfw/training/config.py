@@ -91,7 +91,11 @@ class TrainConfig:
     to 3e-2 for batches above 1024 rays). Lower it if the loss diverges."""
     lr_final_ratio: float = 0.1
     """The learning rate decays exponentially from --lr to --lr times this at the last step (a ratio, 0 < r <= 1;
-    1: constant)."""
+    1: constant). See --lr_decay_tail for when the decay starts."""
+    lr_decay_tail: float = 0.2
+    """Share of the run (0 < s <= 1) over which the learning rate decays to --lr times --lr_final_ratio; before
+    it the rate stays at --lr. 1: decay over the whole run. Progress is counted in steps (--epochs, --max_steps)
+    and, with --max_minutes, in time as well, so a time-limited run ends its decay when its budget ends."""
     seed: int = 0
     """Random seed of data order, initialisation and sampling; change it to measure run-to-run spread."""
     # --- devices and processes
@@ -283,6 +287,7 @@ def validate(cfg: Config) -> None:
         (t.max_steps >= 0 and t.max_minutes >= 0, "--max_steps and --max_minutes must be >= 0"),
         (t.lr >= 0, f"--lr must be >= 0, got {t.lr}"),
         (0 < t.lr_final_ratio <= 1, f"--lr_final_ratio must be in (0, 1], got {t.lr_final_ratio}"),
+        (0 < t.lr_decay_tail <= 1, f"--lr_decay_tail must be in (0, 1], got {t.lr_decay_tail}"),
         (t.img_downscale >= 1, f"--img_downscale must be >= 1, got {t.img_downscale}"),
         (t.sevenscenes_focal > 0, f"--sevenscenes_focal must be > 0, got {t.sevenscenes_focal}"),
         (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),

@@ -84,7 +84,31 @@ def total_steps(cfg: Config, steps_per_epoch: int) -> int:
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
 
 
+class LearningRateSchedule:
+    """Learning-rate factor by run progress: 1 until the last ``tail`` share of the run, then an exponential decay
+    to ``final_ratio`` (a constant-then-decay schedule; tail=1 is a plain exponential decay over the run).
+
+    Progress is the larger of steps done / ``n_total`` and ``time_fraction``, the share of a --max_minutes budget
+    used, which the trainer updates every step. Before this (2026-12-02) a time-limited run kept the schedule of
+    its 20 epochs and stopped with the rate barely decayed; decaying over the whole budget instead was measured
+    worse (the run spends most of its steps at a low rate). Decaying only at the end keeps the fast start and
+    still settles Adam's step noise: docs/model.md "Learning-rate schedule" has the measurements."""
+
+    def __init__(self, n_total: int, final_ratio: float, tail: float):
+        self.n_total, self.final_ratio, self.tail = max(n_total, 1), final_ratio, tail
+        self.time_fraction = 0.0
+
+    def progress(self, step: int) -> float:
+        return min(max(step / self.n_total, self.time_fraction), 1.0)
+
+    def factor(self, step: int) -> float:
+        into_tail = (self.progress(step) - (1.0 - self.tail)) / self.tail
+        return self.final_ratio ** min(max(into_tail, 0.0), 1.0)
+
+
 def make_optimizer(model: nn.Module, cfg: Config, n_total: int, world_size: int = 1):
+    """Adam and its LambdaLR scheduler driven by a :class:`LearningRateSchedule` (returned third, for the
+    trainer to update its time fraction)."""
     params = list(model.parameters())
     # Fused Adam: one kernel per step instead of several passes over every parameter (CPU and CUDA, torch >= 2.4).
     # The grid's dense plane gradients make Adam a fixed cost of every step: for its 8.6 M parameters on 2 CPU
@@ -92,14 +116,12 @@ def make_optimizer(model: nn.Module, cfg: Config, n_total: int, world_size: int 
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     eps = 1e-15 if cfg.model.field == "grid" else 1e-8
     optimizer = torch.optim.Adam(params, lr=default_lr(cfg, world_size), eps=eps, fused=fused)
-    ratio = cfg.train.lr_final_ratio
-    # Exponential decay from lr to lr * lr_final_ratio over the run. (The seed's StepLR(2 epochs, 0.9) had no
-    # saved state, so its schedule restarted on resume; this one is saved in every checkpoint.)
-    # A run limited by --max_minutes keeps the step schedule on purpose: decaying over the time budget instead
-    # was measured worse (built-in scene, 3 min on 2 cores: test PSNR 20.3 vs 21.4 dB with mean appearance,
-    # training PSNR 22.0 vs 24.2 dB) - a run of a few epochs is far from converged and needs the high rate.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: ratio ** min(s / max(n_total, 1), 1.0))
-    return optimizer, scheduler
+    # (The seed's StepLR(2 epochs, 0.9) had no saved state, so its schedule restarted on resume; this one's step
+    # count is saved in every checkpoint. The schedule itself is a lambda, so it is not: a resumed run uses the
+    # options it was resumed with.)
+    schedule = LearningRateSchedule(n_total, cfg.train.lr_final_ratio, cfg.train.lr_decay_tail)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule.factor(s))
+    return optimizer, scheduler, schedule
 
 
 # ----------------------------------------------------------------------------- resume
@@ -136,7 +158,7 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
 def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, list[str]]:
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
     Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
-    framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box))
+    framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box), cfg.model.grid_max_res)
     notes = [framing.describe()]
     if cfg.model.field == "grid":
         train = scene.split("train") or scene.cameras
@@ -194,7 +216,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, n_images=len(scene.cameras)).to(device)
     model.mark_trained(train_ids(scene))
-    optimizer, scheduler = make_optimizer(model, cfg, n_total, world_size)
+    optimizer, scheduler, lr_schedule = make_optimizer(model, cfg, n_total, world_size)
     progress = Progress()
     if resume:
         path, state = resume
@@ -235,11 +257,12 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
             terms = step_module(batch.rays_o, batch.rays_d, batch.near, batch.far, batch.image_ids, batch.rgb,
                                 batch.depth)
         total = terms["total"].float()
-        over_time = cfg.train.max_minutes > 0 and (time.time() - t0) / 60.0 >= cfg.train.max_minutes
+        time_used = (time.time() - t0) / 60.0 / cfg.train.max_minutes if cfg.train.max_minutes > 0 else 0.0
         stats = torch.tensor([float(total.detach()), float(terms["mse"]), float(terms["beta"]),
-                              0.0 if torch.isfinite(total) else 1.0, 1.0 if (over_time and is_main) else 0.0],
+                              0.0 if torch.isfinite(total) else 1.0, time_used if is_main else 0.0],
                              dtype=torch.float64)
-        stats = ddp.all_reduce_sum(stats)
+        stats = ddp.all_reduce_sum(stats)  # the main process's clock decides for every rank
+        lr_schedule.time_fraction = float(stats[4])
         bad = stats[3] > 0
         if bad:  # keep every rank's backward (and DDP's gradient all-reduce) in step, but change nothing
             total = sum(p.sum() * 0.0 for p in model.parameters())
@@ -257,7 +280,7 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
                                  "try a lower --lr or check the data")
         scheduler.step()
         progress.step += 1
-        stop = bool(stats[4] > 0)
+        stop = bool(stats[4] >= 1.0)
         means = {"loss": stats[0] / world_size, "mse": stats[1] / world_size, "beta": stats[2] / world_size}
         logger.step(progress.step, means, scheduler.get_last_lr()[0], {k: v for k, v in terms.items()})
         if is_main and progress.step % cfg.train.val_freq == 0:
