@@ -119,3 +119,29 @@ def test_undistort_image_inverts_the_lens():
     assert err.mean() < 0.005 and np.percentile(err, 99) < 0.03  # bilinear twice; the step's edge blurs a little
     # without the undistortion the photo is visibly off the pinhole render
     assert np.abs(photo[inner] - pin[inner])[ok].mean() > 3 * err.mean()
+
+
+def test_match_support_rejects_a_move_that_many_precise_matches_contradict():
+    """The chi-square guard: 3,000 matches with 0.3 px noise pin a pose (a 5 mm move at 5 units is ~8 chi-square
+    units per 100 matches); 30 matches with 3 px noise let a 2 cm move pass."""
+    from types import SimpleNamespace
+
+    from nerfw.data.conventions import intrinsics_matrix, project_points
+    from nerfw.localization.localize import MatchSupport
+
+    rng = np.random.default_rng(0)
+    cam = SimpleNamespace(fx=500.0, fy=500.0, cx=320.0, cy=240.0)
+    T = np.eye(4)
+
+    def matches(n, noise_px):
+        xyz = np.column_stack([rng.uniform(-2, 2, n), rng.uniform(-1.5, 1.5, n), rng.uniform(4, 6, n)])
+        uv, _ = project_points(intrinsics_matrix(500.0, 500.0, 320.0, 240.0), T, xyz)
+        return uv + rng.normal(0, noise_px, uv.shape), xyz
+
+    precise = MatchSupport(T, *matches(3000, 0.3), cam, floor_px=0.05)
+    noisy = MatchSupport(T, *matches(30, 3.0), cam, floor_px=0.05)
+    assert precise.sigma == pytest.approx(0.3, rel=0.1) and noisy.sigma == pytest.approx(3.0, rel=0.5)
+    moved = make_T(np.eye(3), np.array([0.005, 0.0, 0.0]))
+    assert precise.chi2_growth(T) == pytest.approx(0.0)
+    assert precise.chi2_growth(moved) > 16.81
+    assert noisy.chi2_growth(make_T(np.eye(3), np.array([0.02, 0.0, 0.0]))) < 16.81

@@ -49,6 +49,9 @@ class LocalizeParams:
     photometric_size: int = 0  # longest side of the aligned images (0: twice the map's feature size)
     photometric_max_growth: float = 1.5  # the PnP inliers' median reprojection error may grow this many times
     photometric_max_drift: float = 0.1  # ... plus this many feature pixels
+    # ... and the inliers' squared residuals (in units of their own variance) may grow by at most the 99th percentile
+    # of chi-square with 6 degrees of freedom (a pose has 6): a likelihood-ratio test of the move against them
+    photometric_max_chi2: float = 16.81
     chunk: int = 8192
 
 
@@ -226,6 +229,7 @@ class Localizer:
         info = {"rounds": 0, "cost_before": None, "cost_after": None, "rejected": ""}
         uv_in, xyz_in, drift = check
         limit = self.params.photometric_max_growth * reprojection_median(T, uv_in, xyz_in, cam) + drift
+        support = MatchSupport(T, uv_in, xyz_in, cam, floor_px=drift)
         for _ in range(self.params.photometric):
             cam_f, out = self._render(query, shape, T)
             depth = out["depth"]
@@ -238,6 +242,11 @@ class Localizer:
             T_new = T @ invert_T(fit.T_qr)  # world <- render camera <- query camera
             if reprojection_median(T_new, uv_in, xyz_in, cam) > limit:
                 info["rejected"] = "the aligned pose does not explain the feature matches"
+                break
+            info["chi2"] = support.chi2_growth(T_new)
+            if info["chi2"] > self.params.photometric_max_chi2:
+                info["rejected"] = (f"the feature matches contradict the aligned pose (chi-square growth "
+                                    f"{info['chi2']:.3g} > {self.params.photometric_max_chi2:.3g})")
                 break
             T = T_new
             info["rounds"] += 1
@@ -252,16 +261,47 @@ class Localizer:
         return res
 
 
-def reprojection_median(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> float:
-    """Median distance in pixels between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam
-    and their observations uv [N, 2] (undistorted reference pixels); inf without points in front."""
+def reprojection_distances(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> np.ndarray:
+    """Distances in pixels [N] between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam and
+    their observations uv [N, 2] (undistorted reference pixels); inf for points behind the camera."""
     from nerfw.data.conventions import intrinsics_matrix, project_points
 
     proj, z = project_points(intrinsics_matrix(cam.fx, cam.fy, cam.cx, cam.cy), T_world_cam, xyz)
-    front = z > 1e-9
-    if not front.any():
-        return float("inf")
-    return float(np.median(np.linalg.norm(proj[front] - uv[front], axis=1)))
+    return np.where(z > 1e-9, np.linalg.norm(proj - uv, axis=1), np.inf)
+
+
+class MatchSupport:
+    """How strongly the PnP inliers hold a pose: the growth of their squared reprojection residuals from the PnP
+    pose's, in units of the residuals' own variance - a likelihood-ratio (chi-square) test of a move against the
+    matches. A precise PnP (thousands of sub-pixel inliers, as on instant-ngp's fox) rejects a move of a few
+    millimetres; a few dozen noisy inliers from a coarse map (the built-in scene's weak models) let the alignment
+    correct a pose by tens of centimetres. Residuals are truncated at ``TRUNCATE`` sigmas, so a few wrong inliers
+    cannot veto a move on their own."""
+
+    TRUNCATE = 3.0
+
+    def __init__(self, T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam, floor_px: float):
+        self.uv, self.xyz, self.cam = uv, xyz, cam
+        r = reprojection_distances(T_world_cam, uv, xyz, cam)
+        finite = r[np.isfinite(r)]
+        # per-axis sigma of 2-D Gaussian residuals from their median length (Rayleigh: median = 1.1774 sigma)
+        sigma = float(np.median(finite)) / 1.1774 if len(finite) else float("inf")
+        self.sigma = max(sigma, floor_px, 1e-6)
+        self.base = self._cost(r)
+
+    def _cost(self, r: np.ndarray) -> float:
+        return float(np.sum(np.minimum(r / self.sigma, self.TRUNCATE) ** 2))
+
+    def chi2_growth(self, T_world_cam: np.ndarray) -> float:
+        return self._cost(reprojection_distances(T_world_cam, self.uv, self.xyz, self.cam)) - self.base
+
+
+def reprojection_median(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> float:
+    """Median distance in pixels between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam
+    and their observations uv [N, 2] (undistorted reference pixels); inf without points in front."""
+    r = reprojection_distances(T_world_cam, uv, xyz, cam)
+    r = r[np.isfinite(r)]
+    return float(np.median(r)) if len(r) else float("inf")
 
 
 def keypoints_in_camera_uv(uv_feat: np.ndarray, camera, shape) -> np.ndarray:
