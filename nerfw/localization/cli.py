@@ -42,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max_error", type=float, default=4.0, help="RANSAC threshold, pixels of the feature image")
     s.add_argument("--min_inliers", type=int, default=12, help="fewer PnP inliers: the query fails")
     s.add_argument("--refine", type=int, default=3, help="render-and-match rounds at most (0: off)")
-    s.add_argument("--photometric", type=int, default=0,
-                   help="photometric alignment rounds at most (try 2): the query photo aligned to the model's RGB-D "
-                        "render at the estimate, every rendered pixel. Helps maps at low resolution (built-in scene "
-                        "at 160 px: 0.144 -> 0.049 m); hurt a sharp 640 px real capture whose PnP was already "
-                        "sub-pixel (fox: 0.004 -> 0.027 m). 0: off (docs/localization.md)")
+    s.add_argument("--photometric", type=int, default=2,
+                   help="photometric alignment rounds at most: the query photo aligned to the model's RGB-D render at "
+                        "the estimate, every rendered pixel. A round is kept only if the PnP inliers do not "
+                        "contradict it (a chi-square test), so it corrects poses from a coarse map (built-in scene at "
+                        "160 px: 0.144 -> 0.049 m) and leaves precise ones alone (fox: 0.004 m either way). 0: off, "
+                        "faster (docs/localization.md)")
     s.add_argument("--photometric_size", type=int, default=0,
                    help="longest side in pixels of the photometric alignment's render and photo (0: twice the "
                         "feature size, at most the photo's and 1024; larger is more precise and slower)")
