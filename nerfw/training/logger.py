@@ -59,6 +59,10 @@ class TrainLogger:
                   f"({counts.get('train', 0)} train / {counts.get('test', 0)} test images, "
                   f"{batcher.n_pixels} training rays); {world_size} process(es) x {batcher.batch_size} rays per step; "
                   f"{n_total} steps; lr {lr:.3g}; run folder {run_dir}")
+        t = self.cfg.train
+        budget = f" or of the {t.max_minutes:g}-minute budget, whichever comes first" if t.max_minutes > 0 else ""
+        self.info(f"learning rate: {lr:.3g} for the first {1 - t.lr_decay_tail:.0%} of the run{budget}, then an "
+                  f"exponential decay to {lr * t.lr_final_ratio:.3g} at its end (--lr_decay_tail, --lr_final_ratio)")
         self.last_time, self.last_step = time.time(), step
 
     def step(self, step: int, means: dict, lr: float, terms: dict) -> None:
