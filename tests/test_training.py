@@ -43,7 +43,10 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
               # 128^2 plane the proposal loss max(0, w - bound) sits at +-1e-12, which Adam (eps 1e-15) turns into
               # full steps of either sign from the all-reduce's rounding (measured: 108 cells up to 6e-3 apart;
               # 1 cell without it). The term itself is a per-ray mean like the colour term (test_losses.py).
-              "--distortion_loss_weight", "0"]
+              "--distortion_loss_weight", "0",
+              # The whole-run decay: the default holds the full rate to step 5, and those late full-size Adam steps
+              # of the barely-touched proposal cells (above) then differ in 0.35 % of them (measured 2026-12-03).
+              "--lr_decay_tail", "1"]
     one = train(parse_config(train_argv(tiny_cambridge, tmp_path, "one", *common, "--batch_size", "256")))
     two = train(parse_config(train_argv(tiny_cambridge, tmp_path, "two", *common, "--batch_size", "128",
                                         "--num_procs", "2")))
