@@ -134,6 +134,12 @@ def cameras_framing(train) -> Framing:
                    f"camera spread {spread:.4g} + median far bound {far:.4g}")
 
 
+def camera_reach(train, center: np.ndarray, quantile: float = CAMERA_QUANTILE) -> float:
+    """The ``quantile``-th distance of the training cameras from ``center`` (0 without cameras)."""
+    distances = [np.linalg.norm(c.center - center) for c in train]
+    return float(np.quantile(distances, quantile)) if distances else 0.0
+
+
 def widen_to_cameras(framing: Framing, train, quantile: float = CAMERA_QUANTILE) -> Framing:
     """The ball widened, about the same centre, to hold the typical (median) training camera.
 
@@ -143,8 +149,7 @@ def widen_to_cameras(framing: Framing, train, quantile: float = CAMERA_QUANTILE)
     of each camera are cheap and the field learns them instead of the content (measured on instant-ngp's fox,
     800 steps: test PSNR 15.4 dB with the content-tight radius 1.93, 18.0 dB at 3.0, 20.3 dB at 4.9 = the median
     camera distance). The few far cameras of a photo collection stay outside: the median ignores them."""
-    distances = np.array([np.linalg.norm(c.center - framing.center) for c in train])
-    reach = float(np.quantile(distances, quantile)) if len(distances) else 0.0
+    reach = camera_reach(train, framing.center, quantile)
     if reach <= framing.radius:
         return framing
     return Framing(framing.center, reach, framing.method,
@@ -168,8 +173,7 @@ def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float 
     views."""
     cell_per_radius = 4.0 / grid_max_res  # the planes span [-2, 2]^3 of the model frame
     detail_radius = pixel_footprint(train, framing.center) / cell_per_radius
-    distances = np.array([np.linalg.norm(c.center - framing.center) for c in train])
-    reach = float(np.quantile(distances, quantile)) if len(distances) else 0.0
+    reach = camera_reach(train, framing.center, quantile)
     radius = min(detail_radius, reach)
     if radius <= framing.radius:
         return framing

@@ -231,8 +231,8 @@ class Localizer:
         photo = undistort_image(read_rgb(query.path, shape), *K, cam.distortion)
         info = {"rounds": 0, "cost_before": None, "cost_after": None, "rejected": ""}
         uv_in, xyz_in, drift = check
-        limit = self.params.photometric_max_growth * reprojection_median(T, uv_in, xyz_in, cam) + drift
         support = MatchSupport(T, uv_in, xyz_in, cam, floor_px=drift)
+        limit = self.params.photometric_max_growth * support.base_median + drift
         for _ in range(self.params.photometric):
             cam_f, out = self._render(query, shape, T)
             depth = out["depth"]
@@ -243,10 +243,10 @@ class Localizer:
                 info["rejected"] = "no alignment" if fit is None else "no lower photometric residual"
                 break
             T_new = T @ invert_T(fit.T_qr)  # world <- render camera <- query camera
-            if reprojection_median(T_new, uv_in, xyz_in, cam) > limit:
+            median, info["chi2"] = support.test(T_new)
+            if median > limit:
                 info["rejected"] = "the aligned pose does not explain the feature matches"
                 break
-            info["chi2"] = support.chi2_growth(T_new)
             if info["chi2"] > self.params.photometric_max_chi2:
                 info["rejected"] = (f"the feature matches contradict the aligned pose (chi-square growth "
                                     f"{info['chi2']:.3g} > {self.params.photometric_max_chi2:.3g})")
@@ -286,23 +286,24 @@ class MatchSupport:
     def __init__(self, T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam, floor_px: float):
         self.uv, self.xyz, self.cam = uv, xyz, cam
         r = reprojection_distances(T_world_cam, uv, xyz, cam)
-        finite = r[np.isfinite(r)]
+        self.base_median = _finite_median(r)
         # per-axis sigma of 2-D Gaussian residuals from their median length (Rayleigh: median = 1.1774 sigma)
-        sigma = float(np.median(finite)) / 1.1774 if len(finite) else float("inf")
-        self.sigma = max(sigma, floor_px, 1e-6)
+        self.sigma = max(self.base_median / 1.1774, floor_px, 1e-6)
         self.base = self._cost(r)
 
     def _cost(self, r: np.ndarray) -> float:
         return float(np.sum(np.minimum(r / self.sigma, self.TRUNCATE) ** 2))
 
+    def test(self, T_world_cam: np.ndarray) -> tuple[float, float]:
+        """(median reprojection error in pixels, chi-square growth) of the inliers at another pose."""
+        r = reprojection_distances(T_world_cam, self.uv, self.xyz, self.cam)
+        return _finite_median(r), self._cost(r) - self.base
+
     def chi2_growth(self, T_world_cam: np.ndarray) -> float:
-        return self._cost(reprojection_distances(T_world_cam, self.uv, self.xyz, self.cam)) - self.base
+        return self.test(T_world_cam)[1]
 
 
-def reprojection_median(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> float:
-    """Median distance in pixels between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam
-    and their observations uv [N, 2] (undistorted reference pixels); inf without points in front."""
-    r = reprojection_distances(T_world_cam, uv, xyz, cam)
+def _finite_median(r: np.ndarray) -> float:
     r = r[np.isfinite(r)]
     return float(np.median(r)) if len(r) else float("inf")
 
