@@ -156,3 +156,23 @@ def test_automatic_transient_warmup_is_resolved_logged_and_kept_in_the_checkpoin
     expected = max(MIN_TRANSIENT_WARMUP, round(TRANSIENT_WARMUP_EPOCHS * (n_rays // 64)))
     assert state["config"]["model"]["transient_warmup"] == expected >= MIN_TRANSIENT_WARMUP
     assert f"transient head: off for the first {expected} steps" in log
+
+
+def test_model_frame_is_turned_to_z_up_logged_and_saved(tiny_cambridge, tmp_path):
+    """The run's normalisation carries the orientation (z = the cameras' up), the log says so, and a run loaded
+    back renders its cameras in the same frame; --orient none keeps the dataset's axes."""
+    from nerfw.data.orientation import estimate_up
+    from nerfw.tools.run_io import load_run
+
+    run_dir = train(parse_config(train_argv(tiny_cambridge, tmp_path, "up", "--max_steps", "1")))
+    assert "orientation: auto: model z (up)" in (run_dir / "loss_log.txt").read_text()
+    run = load_run(run_dir)
+    rotations = np.stack([c.T_world_cam[:3, :3] for c in run.scene.split("train")])
+    up, _ = estimate_up(rotations)
+    assert np.allclose(run.normalization.rotation[2], up, atol=1e-9)
+    assert np.allclose(run.normalization.rotation @ run.normalization.rotation.T, np.eye(3), atol=1e-9)
+    _, state = load_latest_checkpoint(run_dir)
+    assert np.allclose(state["normalization"]["rotation"], run.normalization.rotation)
+    plain = load_run(train(parse_config(train_argv(tiny_cambridge, tmp_path, "plain", "--max_steps", "1",
+                                                   "--orient", "none"))))
+    assert np.array_equal(plain.normalization.rotation, np.eye(3))

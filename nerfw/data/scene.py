@@ -2,7 +2,7 @@
 
 A parser reads a dataset as it ships and returns a :class:`SceneData`: one :class:`CameraView` per image
 (in the dataset's own frame and units, OpenCV axes, ``T_world_cam``) plus optional sparse points. Training
-works in a normalised frame (:class:`Normalization`: recentre + uniform scale, no rotation) that is saved
+works in a normalised frame (:class:`Normalization`: recentre, turn to z-up, uniform scale) that is saved
 with every model, so every pose nerfw writes goes back into the dataset's frame and units.
 """
 from __future__ import annotations
@@ -63,7 +63,6 @@ class SceneData:
     points: np.ndarray | None = None  # [N, 3] sparse SfM points, dataset frame
     point_colors: np.ndarray | None = None  # [N, 3] uint8
     warnings: list[str] = field(default_factory=list)
-    up: np.ndarray | None = None  # estimated world up direction [3], when known
 
     def split(self, name: str) -> list[CameraView]:
         return [c for c in self.cameras if c.split == name]
@@ -85,44 +84,57 @@ class SceneData:
 
 @dataclass
 class Normalization:
-    """x_model = (x_dataset - center) * scale. Rotation-free, so axes stay the dataset's."""
+    """x_model = scale * rotation @ (x_dataset - center): a similarity transform (the only place that maps between
+    the dataset frame and the model frame). ``rotation`` turns the dataset's axes into the model's (z up; see
+    nerfw.data.orientation); the identity keeps the dataset's axes, as runs made before it did."""
 
     center: np.ndarray  # [3]
     scale: float
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))  # [3, 3], rows = model axes in dataset coords
 
     def points_to_model(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.center) * self.scale
+        return ((np.asarray(x, dtype=np.float64) - self.center) @ self.rotation.T) * self.scale
 
     def points_to_dataset(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64) / self.scale + self.center
+        return (np.asarray(x, dtype=np.float64) / self.scale) @ self.rotation + self.center
 
     def pose_to_model(self, T_world_cam: np.ndarray) -> np.ndarray:
         T = np.asarray(T_world_cam, dtype=np.float64).copy()
+        T[:3, :3] = self.rotation @ T[:3, :3]
         T[:3, 3] = self.points_to_model(T[:3, 3])
         return T
 
     def pose_to_dataset(self, T_model_cam: np.ndarray) -> np.ndarray:
         T = np.asarray(T_model_cam, dtype=np.float64).copy()
+        T[:3, :3] = self.rotation.T @ T[:3, :3]
         T[:3, 3] = self.points_to_dataset(T[:3, 3])
         return T
 
     def to_dict(self) -> dict:
-        return {"center": [float(v) for v in self.center], "scale": float(self.scale)}
+        return {"center": [float(v) for v in self.center], "scale": float(self.scale),
+                "rotation": [[float(v) for v in row] for row in self.rotation]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalization":
-        return cls(center=np.asarray(d["center"], dtype=np.float64), scale=float(d["scale"]))
+        rotation = np.asarray(d.get("rotation", np.eye(3)), dtype=np.float64).reshape(3, 3)
+        return cls(center=np.asarray(d["center"], dtype=np.float64), scale=float(d["scale"]), rotation=rotation)
 
     @classmethod
     def fit(cls, scene: SceneData, target_radius: float = 1.0, method: str = "auto",
-            scene_box: np.ndarray | None = None) -> "Normalization":
+            scene_box: np.ndarray | None = None, orient: str = "auto") -> "Normalization":
         """Centre and scale so that the scene's content ball (nerfw.data.framing) becomes the ball of radius
-        target_radius, the part of the model frame a scene contraction leaves uncontracted."""
+        target_radius, the part of the model frame a scene contraction leaves uncontracted; axes turned by
+        nerfw.data.orientation (``orient`` "none": the dataset's axes)."""
         from nerfw.data.framing import choose_framing
+        from nerfw.data.orientation import orient_scene
 
-        return cls.from_framing(choose_framing(scene, method, scene_box), target_radius)
+        framing = choose_framing(scene, method, scene_box)
+        return cls.from_framing(framing, target_radius, orient_scene(scene, framing, orient).rotation)
 
     @classmethod
-    def from_framing(cls, framing, target_radius: float = 1.0) -> "Normalization":
-        """The frame in which a framing's content ball (nerfw.data.framing.Framing) is the ball of target_radius."""
-        return cls(center=np.asarray(framing.center, dtype=np.float64), scale=target_radius / framing.radius)
+    def from_framing(cls, framing, target_radius: float = 1.0, rotation: np.ndarray | None = None
+                     ) -> "Normalization":
+        """The frame in which a framing's content ball (nerfw.data.framing.Framing) is the ball of target_radius,
+        with the model axes ``rotation`` (rows in dataset coordinates; None: the dataset's axes)."""
+        return cls(center=np.asarray(framing.center, dtype=np.float64), scale=target_radius / framing.radius,
+                   rotation=np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64))

@@ -371,8 +371,10 @@ class Viewer:
         train = [(c, T) for c, T in self._cameras if c.split == "train"] or self._cameras
         self.near = float(min(c.near for c, _ in train) * norm.scale)
         self.far = float(max(c.far for c, _ in train) * norm.scale)
-        ups = -np.stack([T[:3, 1] for _, T in train])  # OpenCV cameras: image up is -y
-        up = ups.mean(0)
+        if np.allclose(norm.rotation, np.eye(3)):  # the dataset's axes (--orient none, older runs)
+            up = -np.stack([T[:3, 1] for _, T in train]).mean(0)  # OpenCV cameras: image up is -y
+        else:  # the model frame is turned to z-up (nerfw.data.orientation)
+            up = np.array([0.0, 0.0, 1.0])
         self.up = up / max(np.linalg.norm(up), 1e-9)
         centres = np.stack([T[:3, 3] for _, T in self._cameras])
         if len(centres) > 1:

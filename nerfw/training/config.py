@@ -66,6 +66,10 @@ class TrainConfig:
     scene_box: str = ""
     """x0,y0,z0,x1,y1,z1 in dataset units (metres for Cambridge / 7-Scenes): the box holding the content,
     overriding --framing. Give it when the automatic framing cuts off or dilutes the landmark."""
+    orient: str = "auto"
+    """auto|none: turn the model frame so that z is up and x runs along the content (docs/datasets.md,
+    Orientation): the field's planes then meet the ground and walls square on, whatever axes the SfM chose.
+    none: the dataset's own axes."""
     use_cache: bool = True
     """Seed flag (seed: False, and the seed read "--use_cache False" as True). Read an existing decoded-image
     cache; it is keyed by a hash of the images and sizes, so it is never stale. False: decode the images again."""
@@ -293,6 +297,7 @@ def validate(cfg: Config) -> None:
         (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),
         (t.framing in ("auto", "points", "focus", "frustum", "cameras"),
          f"--framing must be auto, points, focus, frustum or cameras, got {t.framing}"),
+        (t.orient in ("auto", "none"), f"--orient must be auto or none, got {t.orient}"),
         (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nerfw.data.framing import choose_framing, detail_note, parse_scene_box
+from nerfw.data.orientation import orient_scene
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
@@ -156,14 +157,15 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
 
 
 def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, list[str]]:
-    """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball.
-    Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
+    """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball,
+    turned by --orient. Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box), cfg.model.grid_max_res)
-    notes = [framing.describe()]
+    orientation = orient_scene(scene, framing, cfg.train.orient)
+    notes = [framing.describe(), orientation.describe()]
     if cfg.model.field == "grid":
         train = scene.split("train") or scene.cameras
         notes.append(detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res))
-    return Normalization.from_framing(framing), notes
+    return Normalization.from_framing(framing, rotation=orientation.rotation), notes
 
 
 # ----------------------------------------------------------------------------- the loop
