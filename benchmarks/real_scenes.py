@@ -6,7 +6,9 @@ For every scene: `nerfw train` (defaults, --max_minutes), `nerfw eval` (NeRF-W p
 left half of each test image, PSNR/SSIM on the right half), the run's transient share (train_summary.json) and
 framing line; on the built-in presets ("landmark": `make-scene --preset collection`, "flight": `--preset flight`,
 a drone video as transforms.json) the static render vs the clean ground truth; on "landmark" also how many cells
-of the finest plane the landmark's box spans. Writes benchmarks/results/real_scenes.json (or
+of the finest plane the landmark's box spans. "landmark_turned" is the same collection with its SfM world turned
+by a fixed rotation (as a COLMAP frame can be: any orientation), without ground truth; with the model frame
+turned upright (`--orient auto`, the default) it scores what "landmark" scores. Writes benchmarks/results/real_scenes.json (or
 real_scenes_<tag>.json with --tag) and prints a table. Real data: ../shared/realdata (the repository's sibling
 folder), or --realdata.
 
@@ -34,6 +36,8 @@ def scene_specs(realdata: Path, landmark_root: Path, flight_root: Path) -> dict[
         "fern": {"data": realdata / "llff_fern", "scene": "", "args": ["--img_downscale", "8"]},  # 504x378
         "beer": {"data": realdata / "beer", "scene": "", "args": []},  # 720x1280 / 3 = 240x427
         "landmark": {"data": landmark_root, "scene": "SynthLandmark", "args": ["--img_downscale", "1"]},
+        "landmark_turned": {"data": landmark_root.parent / "landmark_turned", "scene": "SynthLandmark",
+                            "args": ["--img_downscale", "1"]},
         # a drone video as instant-ngp ships it (480x270 = 1280x720 / 2.67, the size `--img_downscale 3` gives)
         "flight": {"data": flight_root, "scene": "SynthFlight", "args": ["--img_downscale", "1"]},
     }
@@ -49,6 +53,47 @@ def ensure_preset(preset: str, scene: str, seed: int = 0) -> Path:
         generate_scene(root, preset=preset, seed=seed, overwrite=True)
         marker.write_text("done\n")
     return root
+
+
+TURN_EULER_XYZ_DEG = (35.0, -50.0, 20.0)  # landmark_turned: the world rotation applied to the collection
+
+
+def ensure_turned_copy(src: Path, scene: str) -> Path:
+    """The collection preset's COLMAP model with its world turned by TURN_EULER_XYZ_DEG (images linked, no
+    ground truth: its cameras are in the unturned frame). x' = Q x, so a world-to-camera rotation becomes R Q^T."""
+    from scipy.spatial.transform import Rotation
+
+    from nerfw.data.conventions import quat_to_rotmat, rotmat_to_quat
+
+    dst = src.parent / "landmark_turned"
+    marker = dst / f".{scene}.turned.done"
+    if marker.is_file():
+        return dst
+    Q = Rotation.from_euler("xyz", TURN_EULER_XYZ_DEG, degrees=True).as_matrix()
+    sparse = dst / scene / "sparse" / "0"
+    sparse.mkdir(parents=True, exist_ok=True)
+    if not (dst / scene / "images").exists():
+        (dst / scene / "images").symlink_to((src / scene / "images").resolve())
+    (sparse / "cameras.txt").write_text((src / scene / "sparse/0/cameras.txt").read_text())
+    out, data_lines = [], 0
+    for line in (src / scene / "sparse/0/images.txt").read_text().splitlines():
+        fields = line.split()
+        if not line.startswith("#") and data_lines % 2 == 0:  # IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME
+            q = rotmat_to_quat(quat_to_rotmat(np.array([float(v) for v in fields[1:5]])) @ Q.T)
+            line = " ".join([fields[0], *(repr(float(v)) for v in q), *fields[5:]])
+        data_lines += 0 if line.startswith("#") else 1
+        out.append(line)
+    (sparse / "images.txt").write_text("\n".join(out) + "\n")
+    out = []
+    for line in (src / scene / "sparse/0/points3D.txt").read_text().splitlines():
+        if not line.startswith("#"):
+            fields = line.split()
+            X = Q @ np.array([float(v) for v in fields[1:4]])
+            line = " ".join([fields[0], *(repr(float(v)) for v in X), *fields[4:]])
+        out.append(line)
+    (sparse / "points3D.txt").write_text("\n".join(out) + "\n")
+    marker.write_text("done\n")
+    return dst
 
 
 def landmark_cells(run_dir: Path, data_root: Path) -> float | None:
@@ -121,10 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     wanted = [s for s in args.scenes.split(",") if s]
     specs = scene_specs(Path(args.realdata),
-                        ensure_preset("collection", "SynthLandmark") if "landmark" in wanted else Path("-"),
+                        ensure_preset("collection", "SynthLandmark")
+                        if {"landmark", "landmark_turned"} & set(wanted) else Path("-"),
                         ensure_preset("flight", "SynthFlight") if "flight" in wanted else Path("-"))
     run_root = work_dir() / "runs" / f"real_scenes{('_' + args.tag) if args.tag else ''}"
     figures = {}
+    if "landmark_turned" in wanted:
+        ensure_turned_copy(ensure_preset("collection", "SynthLandmark"), "SynthLandmark")
     for name in wanted:
         if name not in specs:
             parser.error(f"unknown scene {name!r}; choose from {', '.join(specs)}")

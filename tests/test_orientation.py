@@ -111,6 +111,15 @@ def test_nadir_drone_photos_get_up_pointing_away_from_the_ground():
     assert angle_deg(up, Q @ Z) < 3.0, why
 
 
+def test_drone_flying_lines_to_and_fro_looks_down():
+    """Nadir photos along parallel lines flown in both directions: the x axes share one line and the cameras' ups
+    cancel out; up is against the view."""
+    Q = Rotation.random(random_state=6).as_matrix()
+    cams = [view(Q @ camera_rotation(90 + 180 * (k % 2), -89.0), Q @ [10.0 * (k % 2), k, 30.0]) for k in range(20)]
+    up, why = estimate_up(np.stack([c.T_world_cam[:3, :3] for c in cams]))
+    assert angle_deg(up, Q @ Z) < 2.0, why
+
+
 def test_forward_facing_capture_keeps_the_cameras_up():
     """All photos share one rotation (LLFF): the x axes do not spread, so up is the cameras' own up, and the model
     frame is the camera's frame turned to z-up (x = the camera's x)."""

@@ -65,9 +65,16 @@ def estimate_up(rotations: np.ndarray) -> tuple[np.ndarray, str]:
     right, down, forward = rotations[:, :, 0], rotations[:, :, 1], rotations[:, :, 2]  # [N, 3] each
     eigval, eigvec = np.linalg.eigh(right.T @ right / len(right))  # ascending
     cam_up = -down.mean(0)
-    if eigval[1] < MIN_RIGHT_SPREAD:  # the x axes share one direction: no plane to be normal to
-        r = _unit(right.mean(0))
-        return _unit(cam_up - r * (cam_up @ r)), "the cameras' mean up (their x axes do not spread)"
+    if eigval[1] < MIN_RIGHT_SPREAD:  # the x axes share one line: no plane to be normal to
+        r = eigvec[:, 2]
+        up = cam_up - r * (cam_up @ r)
+        if np.linalg.norm(up) >= 0.5:  # upright photos agree on up: a forward-facing capture
+            return _unit(up), "the cameras' mean up (their x axes do not spread)"
+        # Their ups cancel out: a drone flying lines to and fro, looking down; up is against the view.
+        down = forward.mean(0) - r * (forward.mean(0) @ r)
+        if np.linalg.norm(down) >= 0.5:
+            return _unit(-down), "against the cameras' mean view (x axes along one line, ups cancel out)"
+        return np.array([0.0, 0.0, 1.0]), "the dataset's z (the cameras agree on no up)"
     up = eigvec[:, 0]
     agreement = float(cam_up @ up)
     if abs(agreement) >= MIN_SIGN:
