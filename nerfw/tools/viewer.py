@@ -179,6 +179,7 @@ class Frame:
     seconds: float
     preview: bool
     time: float
+    step: int = 0  # the training step of the weights it shows
 
 
 class ClientView:
@@ -191,6 +192,7 @@ class ClientView:
         self.rendered_version = -1
         self.refined_version = -1
         self.last_frame: Frame | None = None
+        self.last_full_frame: Frame | None = None  # the newest full-resolution frame
         self.frames = 0
         # this tab's scene objects, added after its first frame (so that frame is not held up by the browser
         # building dozens of frustums and thousands of points in software WebGL)
@@ -253,6 +255,7 @@ class ClientView:
         camera = view_camera(T, fov, aspect, width, viewer.near, viewer.far)
         t0 = time.perf_counter()
         with viewer.render_lock:
+            step = viewer.run.step
             image = render_image(viewer.run.model, camera, settings["output"], settings["appearance"],
                                  settings["image_id"], viewer.chunk,
                                  abort=None if preview else (lambda: self.version != version or self._stop))
@@ -265,7 +268,9 @@ class ClientView:
         self.client.scene.set_background_image(image, format="jpeg", jpeg_quality=70 if preview else 90)
         self.client.flush()
         self.last_frame = Frame(image, camera.width, camera.height, seconds, preview and width < full_width,
-                                time.time())
+                                time.time(), step)
+        if not self.last_frame.preview:
+            self.last_full_frame = self.last_frame
         self.frames += 1
         self.rendered_version = version
         if not preview or width >= full_width:
