@@ -52,8 +52,8 @@ class Orientation:
                 "reason": self.reason}
 
 
-def identity_orientation(reason: str = "the dataset's axes (--orient none)") -> Orientation:
-    return Orientation(np.eye(3), "none", reason)
+def identity_orientation() -> Orientation:
+    return Orientation(np.eye(3), "none", "the dataset's axes (--orient none)")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -148,13 +148,15 @@ def choose_orientation(train, content_points: np.ndarray, method: str = "auto") 
 
 def orient_scene(scene, framing, method: str = "auto") -> Orientation:
     """The orientation of a scene's model frame: its training cameras, and as content the sparse points inside
-    the framing's ball (at least 50 of them), else the training camera centres."""
+    the framing's ball (at least framing.MIN_POINTS of them), else the training camera centres."""
+    from nerfw.data.framing import MIN_POINTS
+
     train = scene.split("train") or scene.cameras
     content = np.stack([c.center for c in train])
     if scene.points is not None and len(scene.points):
         pts = np.asarray(scene.points, dtype=np.float64).reshape(-1, 3)
         inside = pts[np.linalg.norm(pts - framing.center, axis=1) <= framing.radius]
-        content = inside if len(inside) >= 50 else content
+        content = inside if len(inside) >= MIN_POINTS else content
     return choose_orientation(train, content, method)
 
 

@@ -283,6 +283,8 @@ def parse_config(argv: list[str]) -> Config:
 
 
 def validate(cfg: Config) -> None:
+    from nerfw.data.orientation import ORIENT_METHODS
+
     t, m = cfg.train, cfg.model
     checks = [
         (t.batch_size >= 0, f"--batch_size must be > 0 (0: automatic), got {t.batch_size}"),
@@ -297,7 +299,7 @@ def validate(cfg: Config) -> None:
         (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),
         (t.framing in ("auto", "points", "focus", "frustum", "cameras"),
          f"--framing must be auto, points, focus, frustum or cameras, got {t.framing}"),
-        (t.orient in ("auto", "none"), f"--orient must be auto or none, got {t.orient}"),
+        (t.orient in ORIENT_METHODS, f"--orient must be auto or none, got {t.orient}"),
         (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),
