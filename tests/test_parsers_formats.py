@@ -300,6 +300,82 @@ def test_llff_fern():
     assert scene4.cameras[0].width == 1008 and any("images_8" in w for w in scene4.warnings)
 
 
+def llff_with_model(root: Path, s: float, R: np.ndarray, t: np.ndarray, n: int = 6) -> np.ndarray:
+    """An LLFF capture (40x30 images) whose poses_bounds frame is x' = s R x + t of the COLMAP model beside it
+    (cameras on a ring looking at 200 points near the origin); returns the model's points (model frame)."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(scale=0.3, size=(200, 3))
+    (root / "images").mkdir(parents=True)
+    sparse = root / "sparse" / "0"
+    sparse.mkdir(parents=True)
+    (sparse / "cameras.txt").write_text("1 SIMPLE_RADIAL 40 30 35 20 15 -0.05\n")
+    lines, rows = [], []
+    for i in range(n):
+        a = 2 * np.pi * i / n
+        centre = np.array([3 * np.cos(a), 3 * np.sin(a), 0.5])
+        forward = -centre / np.linalg.norm(centre)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        T = cv.make_T(np.stack([right, np.cross(forward, right), forward], axis=1), centre)
+        q, tv = cv.T_world_cam_to_colmap(T)
+        lines += [f"{i + 1} {' '.join(map(str, q.tolist()))} {' '.join(map(str, tv.tolist()))} 1 img{i}.png", ""]
+        T_llff = cv.make_T(R @ T[:3, :3], s * R @ centre + t)
+        rows.append(np.concatenate([cv.T_world_cam_to_llff(T_llff, 30, 40, 35).ravel(), [1.0, 9.0]]))
+        Image.new("RGB", (40, 30)).save(root / "images" / f"img{i}.png")
+    (sparse / "images.txt").write_text("\n".join(lines) + "\n")
+    (sparse / "points3D.txt").write_text("".join(f"{k + 1} {x} {y} {z} 200 100 50 0.5\n" for k, (x, y, z) in
+                                                 enumerate(points)))
+    np.save(root / "poses_bounds.npy", np.stack(rows))
+    return points
+
+
+def test_llff_takes_the_sparse_points_of_the_model_beside_it_into_its_frame(tmp_path):
+    """imgs2poses keeps COLMAP's world; other tools may move it. The points follow the poses either way: each
+    projects to the same pixel through the LLFF camera as through the COLMAP camera."""
+    R = cv.axis_angle_to_rotmat(np.array([0.3, -0.5, 0.9]))
+    for s, rot, t in [(1.0, np.eye(3), np.zeros(3)), (2.5, R, np.array([10.0, -4.0, 7.0]))]:
+        root = tmp_path / f"s{s}"
+        points = llff_with_model(root, s, rot, t)
+        scene = load_scene(root)
+        assert scene.format == "llff" and not scene.warnings
+        assert np.allclose(scene.points, s * points @ rot.T + t, atol=1e-9)
+        assert np.array_equal(scene.point_colors[0], [200, 100, 50])
+        model = colmap.read_model(root / "sparse" / "0")
+        for view, im in zip(scene.cameras, sorted(model.images.values(), key=lambda im: im.name)):
+            uv_llff, _ = cv.project_points(view.K, view.T_world_cam, scene.points)
+            uv_colmap, _ = cv.project_points(view.K, im.T_world_cam, points)
+            assert np.allclose(uv_llff, uv_colmap, atol=1e-6)
+
+
+def test_llff_refuses_the_points_of_a_model_whose_cameras_do_not_match(tmp_path):
+    root = tmp_path / "cap"
+    llff_with_model(root, 1.0, np.eye(3), np.zeros(3))
+    pb = np.load(root / "poses_bounds.npy")
+    pb[2, 3], pb[4, 8] = pb[2, 3] + 2.0, pb[4, 8] - 1.5  # two rows' centres moved: another reconstruction
+    np.save(root / "poses_bounds.npy", pb)
+    scene = load_scene(root)
+    assert scene.points is None and scene.cameras[0].distortion is not None
+    assert any("do not match poses_bounds.npy's" in w and "sparse points not used" in w for w in scene.warnings)
+
+
+def test_llff_real_beer_points_land_on_their_keypoints():
+    """Real capture: the sparse points taken into the poses_bounds frame project, with the poses nerfw parsed and
+    each image's own COLMAP lens, onto the keypoints that observe them."""
+    root = real("beer")
+    scene = load_scene(root)
+    model = colmap.read_model(root / "sparse" / "0")
+    assert scene.points is not None and len(scene.points) == len(model.points) > 1000
+    by_id = dict(zip(model.point_ids.tolist(), range(len(model.points))))
+    ordered = sorted(model.images.values(), key=lambda im: im.name)
+    for view, im in list(zip(scene.cameras, ordered))[::10]:
+        cam = model.cameras[im.camera_id]
+        fx, fy, cx, cy = cam.pinhole(root)
+        seen = im.point3D_ids >= 0
+        X = scene.points[[by_id[i] for i in im.point3D_ids[seen]]]
+        uv, z = cv.project_points(cv.intrinsics_matrix(fx, fy, cx, cy), view.T_world_cam, X, cam.distortion())
+        assert (z > 0).all() and np.median(np.linalg.norm(uv - im.xys[seen], axis=1)) < 2.0
+
+
 @pytest.mark.parametrize("bounds,shown", [((90.0, 73.5), "near 90, far 73.5"), ((-1.0, 73.5), "near -1, far 73.5"),
                                           ((0.0, 0.0), "near 0, far 0")])
 def test_llff_bounds_must_be_positive_and_ordered(tmp_path, bounds, shown):

@@ -9,11 +9,15 @@ default) is held out as test, as in NeRF.
 Lens distortion: poses_bounds.npy has none, but LLFF's imgs2poses writes it from a COLMAP model whose
 registered images, sorted by name, are its rows. When that model lies beside it (sparse/0 or sparse), row i
 takes the distortion of the camera of the i-th image by name (normalised coefficients: the same for every
-images_N). When the counts differ or the model cannot be read, a warning says so and the views are pinhole.
+images_N), and the model's sparse points frame and orient the scene as they do for a COLMAP folder (they are
+moved into the rows' frame by the similarity that maps the model's camera centres onto the rows'; when that
+leaves a misfit the points are not used). When the counts differ or the model cannot be read, a warning says
+so and the views are pinhole.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,37 +49,76 @@ def choose_folder(root: Path, downscale: float) -> Path:
 COLMAP_MODEL_DIRS = ("sparse/0", "sparse")
 
 
-def colmap_distortions(root: Path, focals: np.ndarray, warnings: list[str]) -> list[Distortion | None]:
-    """Per poses_bounds row (focal [N] of each row), the distortion of the COLMAP model beside it (see the module
-    doc); all None when there is no model."""
+@dataclass
+class CompanionModel:
+    """What a COLMAP model beside poses_bounds.npy adds: per-row distortion, and sparse points in its frame."""
+    distortions: list[Distortion | None]
+    points: np.ndarray | None = None  # [M, 3] in the poses_bounds frame
+    colors: np.ndarray | None = None  # [M, 3] uint8
+
+
+MAX_CENTRE_MISFIT = 0.01  # rms misfit of the aligned camera centres, as a share of their rms spread
+
+
+def align_centres(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """The similarity dst ~ s * R @ src + t between matched camera centres [N, 3] -> (s, R, t, relative rms
+    misfit). poses_bounds.npy written by LLFF's imgs2poses keeps COLMAP's world (s = 1, R = I, t = 0); other
+    tools may recentre or rescale it, which the similarity absorbs."""
+    from scipy.spatial.transform import Rotation
+
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    spread_s, spread_d = np.sqrt((a ** 2).sum(1).mean()), np.sqrt((b ** 2).sum(1).mean())
+    if spread_s < 1e-12 or spread_d < 1e-12:
+        return 1.0, np.eye(3), np.zeros(3), np.inf
+    s = spread_d / spread_s
+    R = Rotation.align_vectors(b, s * a)[0].as_matrix() if len(src) >= 2 else np.eye(3)
+    t = mu_d - s * R @ mu_s
+    misfit = np.sqrt((((s * src @ R.T + t) - dst) ** 2).sum(1).mean()) / spread_d
+    return float(s), R, t, float(misfit)
+
+
+def read_companion_model(root: Path, focals: np.ndarray, centres: np.ndarray,
+                         warnings: list[str]) -> CompanionModel:
+    """The COLMAP model beside poses_bounds.npy (see the module doc); `focals` [N] and camera `centres` [N, 3] are
+    the rows'. Distortion needs the same number of registered images as rows; the sparse points also need the
+    model's camera centres to match the rows' (up to a similarity, which moves the points into the rows' frame)."""
     n_rows = len(focals)
     folder = next((root / d for d in COLMAP_MODEL_DIRS if colmap._model_files(root / d)), None)
+    none = CompanionModel([None] * n_rows)
     if folder is None:
-        return [None] * n_rows
+        return none
     rel = folder.relative_to(root).as_posix()
     try:
-        cams, images = colmap.read_cameras_and_images(folder)
-        ordered = sorted(images.values(), key=lambda im: im.name)
-        if len(ordered) != n_rows:
-            warnings.append(f"{rel}: {len(ordered)} registered images but poses_bounds.npy has {n_rows} rows; "
-                            "lens distortion not used (pinhole rays)")
-            return [None] * n_rows
-        out = []
-        for im in ordered:
-            cam = cams[im.camera_id]
-            if colmap.CAMERA_MODELS[cam.model][2] is None:
-                raise DatasetError(folder, f"camera {cam.id}: model {cam.model} is not supported")
-            out.append(cam.distortion())
-        model_focals = np.array([cams[im.camera_id].pinhole(folder)[0] for im in ordered])
-        off = float(np.max(np.abs(model_focals / focals - 1)))
-        if off > 1e-3:
-            warnings.append(f"{rel}: the COLMAP cameras' focal lengths differ from poses_bounds.npy's by up to "
-                            f"{100 * off:.2g} % (LLFF writes one camera's for every image); nerfw uses poses_bounds' "
-                            "focal with each image's own distortion (--dataset colmap: each image's own intrinsics)")
-        return out
+        model = colmap.read_model(folder)
     except DatasetError as exc:
-        warnings.append(f"{rel}: COLMAP model not usable for lens distortion ({exc}); pinhole rays")
-        return [None] * n_rows
+        warnings.append(f"{rel}: COLMAP model not usable ({exc}); pinhole rays, no sparse points")
+        return none
+    cams = model.cameras
+    ordered = sorted(model.images.values(), key=lambda im: im.name)
+    if len(ordered) != n_rows:
+        warnings.append(f"{rel}: {len(ordered)} registered images but poses_bounds.npy has {n_rows} rows; "
+                        "lens distortion and sparse points not used (pinhole rays)")
+        return none
+    for im in ordered:
+        if colmap.CAMERA_MODELS[cams[im.camera_id].model][2] is None:
+            raise DatasetError(folder, f"camera {im.camera_id}: model {cams[im.camera_id].model} is not supported")
+    model_focals = np.array([cams[im.camera_id].pinhole(folder)[0] for im in ordered])
+    off = float(np.max(np.abs(model_focals / focals - 1)))
+    if off > 1e-3:
+        warnings.append(f"{rel}: the COLMAP cameras' focal lengths differ from poses_bounds.npy's by up to "
+                        f"{100 * off:.2g} % (LLFF writes one camera's for every image); nerfw uses poses_bounds' "
+                        "focal with each image's own distortion (--dataset colmap: each image's own intrinsics)")
+    out = CompanionModel([cams[im.camera_id].distortion() for im in ordered])
+    if len(model.points):
+        model_centres = np.stack([im.T_world_cam[:3, 3] for im in ordered])
+        s, R, t, misfit = align_centres(model_centres, centres)
+        if misfit <= MAX_CENTRE_MISFIT:
+            out.points, out.colors = s * model.points @ R.T + t, model.colors
+        else:
+            warnings.append(f"{rel}: its camera centres do not match poses_bounds.npy's (rms misfit {100 * misfit:.2g} "
+                            "% of their spread after the best similarity); sparse points not used")
+    return out
 
 
 def load_llff(root: Path, img_downscale: float = 1, test_every: int = 8) -> SceneData:
@@ -102,7 +145,8 @@ def load_llff(root: Path, img_downscale: float = 1, test_every: int = 8) -> Scen
     warnings: list[str] = []
     if folder.name != (f"images_{int(img_downscale)}" if img_downscale != 1 else "images"):
         warnings.append(f"no images folder for downscale {img_downscale:g}: resizing the images of {folder.name}")
-    distortions = colmap_distortions(root, pb[:, 14], warnings)  # row-major 3x5: [2, 4] is the focal
+    centres = pb[:, :15].reshape(-1, 3, 5)[:, :, 3]
+    companion = read_companion_model(root, pb[:, 14], centres, warnings)  # row-major 3x5: [2, 4] is the focal
     cameras = []
     for i, (row, file) in enumerate(zip(pb, files)):
         T, (H, W, f) = llff_to_T_world_cam(row[:15].reshape(3, 5))
@@ -111,5 +155,6 @@ def load_llff(root: Path, img_downscale: float = 1, test_every: int = 8) -> Scen
         split = "test" if test_every > 0 and i % test_every == 0 else "train"
         cameras.append(common.make_view(file.relative_to(root).as_posix(), file, split, T,
                                         (f, f, W / 2.0, H / 2.0), (W, H), out, near=row[15], far=row[16]))
-        cameras[-1].distortion = distortions[i]
-    return SceneData(format="llff", root=root, cameras=cameras, warnings=warnings)
+        cameras[-1].distortion = companion.distortions[i]
+    return SceneData(format="llff", root=root, cameras=cameras, points=companion.points,
+                     point_colors=companion.colors, warnings=warnings)
