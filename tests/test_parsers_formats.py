@@ -458,6 +458,27 @@ def test_transforms_distortion_is_kept_and_equirectangular_refused(tmp_path):
         load_scene(tiny_transforms(tmp_path / "equi", {"camera_model": "EQUIRECTANGULAR"}))
 
 
+def test_transforms_reads_nerfstudio_sparse_points_and_bounds_from_them(tmp_path):
+    """ns-process-data's `ply_file_path`: the points (in the json's frame) and, for frames without near/far, bounds
+    from the points in the frame's frustum (OpenGL cameras look down -z: depths 2..4 here)."""
+    from plyfile import PlyData, PlyElement
+
+    rng = np.random.default_rng(1)
+    xyz = np.column_stack([rng.uniform(-0.3, 1.3, 300), rng.uniform(-0.3, 0.3, 300), rng.uniform(-4, -2, 300)])
+    vertex = np.array([(*p, 10, 20, 30) for p in xyz], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"),
+                                                            ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    root = tiny_transforms(tmp_path / "ns", {"ply_file_path": "sparse_pc.ply"})
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(root / "sparse_pc.ply"))
+    scene = load_scene(root)
+    assert np.allclose(scene.points, xyz.astype(np.float32)) and np.array_equal(scene.point_colors[5], [10, 20, 30])
+    assert not scene.warnings
+    for c in scene.cameras:
+        assert 2.0 <= c.near < 2.05 and 3.95 < c.far <= 4.0
+    missing = load_scene(tiny_transforms(tmp_path / "gone", {"ply_file_path": "sparse_pc.ply"}))
+    assert missing.points is None
+    assert any("sparse_pc.ply: the sparse points named by ply_file_path are not usable" in w for w in missing.warnings)
+
+
 # ----------------------------------------------------------------------------- export round trip + detection
 @pytest.mark.parametrize("sub", ["colmap_maupertuis_kapture", "sevenscenes_stairs_kapture/stairs"])
 def test_export_transforms_reads_back_to_the_same_cameras(tmp_path, sub):

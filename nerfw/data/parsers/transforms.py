@@ -20,8 +20,13 @@ Lens distortion (per frame or top level; per frame wins) becomes the view's conv
   keys above: it also holds the lenses nerfstudio has no keys for (rational OpenCV, VisualSfM radial).
 All-zero coefficients give no distortion (None).
 
+Sparse points: nerfstudio's ns-process-data names a PLY of the COLMAP points in the json's own frame
+(`ply_file_path`, e.g. sparse_pc.ply); its vertices (x, y, z and red, green, blue when present) become the
+scene's points, which frame and orient it as for a COLMAP folder. A missing or unreadable PLY is a warning.
+
 Bounds: Blender scenes near 2, far 6 (the NeRF paper's); else per-frame `near` / `far` keys (nerfw's
-export writes them), else the z-range of the `aabb` corners, else a fallback from the camera spread
+export writes them), else the sparse points in the frame's frustum (0.1 / 99.9 depth percentiles), else the
+z-range of the `aabb` corners, else a fallback from the camera spread
 (near = 0.01 R, far = 3 R with R the largest distance of a camera centre from their mean; R = 1 for one
 camera).
 """
@@ -146,8 +151,34 @@ def load_transforms(root: Path, img_downscale: float = 1, test_every: int = 8) -
     cameras = [_view(root, meta, f, split, path, image, img_downscale, notes)
                for (meta, f, split, path), image in zip(frames, resolved)]
     warnings = notes.warnings()
-    _set_bounds(cameras, frames, blender, warnings)
-    return SceneData(format="transforms", root=root, cameras=cameras, warnings=warnings)
+    points, colors = read_ply_points(root, frames[0][0], frames[0][3], warnings)
+    _set_bounds(cameras, frames, blender, warnings, points)
+    return SceneData(format="transforms", root=root, cameras=cameras, points=points, point_colors=colors,
+                     warnings=warnings)
+
+
+def read_ply_points(root: Path, meta: dict, path: Path, warnings: list[str]):
+    """(points [N, 3], colours [N, 3] uint8 or None) of the PLY named by `ply_file_path`, or (None, None)."""
+    name = meta.get("ply_file_path")
+    if name is None:
+        return None, None
+    if not isinstance(name, str):
+        raise DatasetError(path, f"expected 'ply_file_path' to be a file name, got {name!r}")
+    ply = (path.parent / _norm(name)) if not Path(name).is_absolute() else Path(name)
+    try:
+        from plyfile import PlyData
+
+        vertex = PlyData.read(str(ply))["vertex"]
+        points = np.stack([np.asarray(vertex[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
+        names = set(vertex.data.dtype.names)
+        colors = (np.stack([np.asarray(vertex[k]) for k in ("red", "green", "blue")], axis=1).astype(np.uint8)
+                  if {"red", "green", "blue"} <= names else None)
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        warnings.append(f"{ply}: the sparse points named by ply_file_path are not usable ({type(exc).__name__}: "
+                        f"{exc}); framing without points")
+        return None, None
+    keep = np.isfinite(points).all(1)
+    return points[keep], (colors[keep] if colors is not None else None)
 
 
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
@@ -225,7 +256,8 @@ def _view(root, meta, frame, split, path, image: Path, img_downscale, notes: _Le
     return view
 
 
-def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list[str]) -> None:
+def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list[str],
+                points: np.ndarray | None = None) -> None:
     meta = frames[0][0]
     aabb = np.asarray(meta.get("aabb", []), dtype=np.float64) if "aabb" in meta else None
     for c, (_, f, _, path) in zip(cameras, frames):
@@ -234,6 +266,9 @@ def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list
             c.near, c.far = near, far
         elif blender:
             c.near, c.far = BLENDER_BOUNDS
+        elif points is not None and len(points) and (b := common.points_bounds(
+                points, c.T_world_cam, c.fx, c.fy, c.cx, c.cy, c.width, c.height)) is not None:
+            c.near, c.far = b
         elif aabb is not None and aabb.shape == (2, 3):
             corners = np.array([[aabb[i, 0], aabb[j, 1], aabb[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
             z = corners @ np.linalg.inv(c.T_world_cam)[2, :3] + np.linalg.inv(c.T_world_cam)[2, 3]
