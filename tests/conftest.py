@@ -45,7 +45,7 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
                                          "--save_latest_freq", "1000", "--transient_warmup", "0")))
 
 
-def trained_like_model(field: str = "grid", seed: int = 0):
+def trained_like_model(field: str = "grid", seed: int = 0, **overrides):
     """A small model with non-trivial weights (random, perturbed beyond the initial spread) and a dense-ish
     grid field, on the CPU, in eval mode."""
     import torch
@@ -54,8 +54,8 @@ def trained_like_model(field: str = "grid", seed: int = 0):
     from nerfw.model.nerfw_model import build_model
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(field=field, grid_max_res=64, grid_min_res=16, proposal_max_res=32, proposal_min_res=16,
-                      density_bias=0.5)
+    cfg = ModelConfig(**{"field": field, "grid_max_res": 64, "grid_min_res": 16, "proposal_max_res": 32,
+                         "proposal_min_res": 16, "density_bias": 0.5, **overrides})
     model = build_model(cfg, n_images=4).eval()
     with torch.no_grad():
         for p in model.parameters():

@@ -60,12 +60,15 @@ def test_appearance_changes_colour_only(field):
     assert not torch.allclose(out_a.rgb, out_b.rgb)
 
 
-@pytest.mark.parametrize("field,white_back", [("grid", False), ("grid", True), ("mlp", False), ("mlp", True)])
-def test_cached_colour_and_gradient_match_the_full_model(field, white_back):
-    model = small_model(field)
+@pytest.mark.parametrize("field,white_back,sky", [("grid", False, False), ("grid", True, False), ("grid", False, True),
+                                                ("mlp", False, False), ("mlp", True, False)])
+def test_cached_colour_and_gradient_match_the_full_model(field, white_back, sky):
+    # with the sky head, a thin field (density_bias -8) lets light through to the sky on most rays
+    model = small_model(field) if not sky else trained_like_model("grid", 0, sky=True, density_bias=-8.0)
     model.cfg.white_back = white_back  # the renderers read the model's config object
     o, d, near, far = random_rays(96, seed=1)
     cache = ColourCache.build(model, o, d, near, far, image_id=2, chunk=40)  # chunks must not matter
+    assert not sky or cache.sky_weight.median() > 0.2
     assert not (cache.feat.requires_grad or cache.weights.requires_grad or cache.rest.requires_grad)
     target = torch.rand(96, 3)
     rays = torch.tensor([5, 0, 95, 5, 17, 60])  # with a repeat, as drawn with replacement

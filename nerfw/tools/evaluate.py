@@ -73,13 +73,17 @@ class ColourCache:
     """Appearance-independent parts of rendering ``n`` rays with the transient head off (see above).
 
     feat [n, S, F] (or the colour head's first layer applied to it, [n, S, hidden], whichever is narrower),
-    weights [n, S], dir_enc [n, C] the encoded view directions, rest [n, 3] the colour not coming from the
-    samples (background), and the per-ray outputs that do not depend on the appearance (depths, opacity, beta).
+    weights [n, S], dir_enc [n, C] the encoded view directions, rest [n, 3] the colour coming neither from the
+    samples nor from the sky (a constant background), and the per-ray outputs that do not depend on the
+    appearance (depths, opacity, beta). With a sky head (whose colour depends on the appearance too) also
+    sky_dirs [n, 3] and sky_weight [n, 1], the light the samples let through to it.
     """
 
-    def __init__(self, heads, feat, first_applied: bool, weights, dir_enc, rest, outputs: dict):
+    def __init__(self, heads, feat, first_applied: bool, weights, dir_enc, rest, outputs: dict, sky=None,
+                 sky_dirs=None, sky_weight=None):
         self.heads, self.feat, self.first_applied = heads, feat, first_applied
         self.weights, self.dir_enc, self.rest, self.outputs = weights, dir_enc, rest, outputs
+        self.sky, self.sky_dirs, self.sky_weight = sky, sky_dirs, sky_weight  # sky: the field's sky head or None
 
     def __len__(self) -> int:
         return self.weights.shape[0]
@@ -96,6 +100,8 @@ class ColourCache:
             raise ValueError("the cached appearance fit needs a grid or mlp NeRF-W field with appearance embeddings")
         color = heads.color
         first_applied = color.first.out_features < color.first.in_features  # keep the narrower of the two
+        sky = getattr(getattr(model, "renderer", None), "field", None)
+        sky = getattr(sky, "sky", None)  # the grid field's sky head, when it has one
         seen: list[tuple] = []
         hook = heads.register_forward_hook(lambda _m, args, out: seen.append((args[0], args[1], out.rgb)))
         parts: dict[str, list[torch.Tensor]] = {}
@@ -112,9 +118,15 @@ class ColourCache:
                     raise ValueError("the colour heads did not colour the final samples exactly once: "
                                      "the cached fit does not apply to this model")
                 feat, dirs, rgb_samples = seen[0]
+                rest = out.rgb - composite(out.weights, rgb_samples)
+                if sky is not None:  # behind the samples: sky(dirs, appearance) x the light let through
+                    sky_weight = 1 - out.opacity[:, None]
+                    rest = rest - sky_weight * sky(dirs, heads.appearance_codes(ids, probe))
+                    parts.setdefault("sky_dirs", []).append(dirs.float())
+                    parts.setdefault("sky_weight", []).append(sky_weight.float())
                 for name, value in (("feat", color.first(feat) if first_applied else feat),
                                     ("weights", out.weights), ("dir_enc", positional_encoding(dirs, heads.n_dir_freq)),
-                                    ("rest", out.rgb - composite(out.weights, rgb_samples)),
+                                    ("rest", rest),
                                     ("depth", out.depth), ("depth_median", out.depth_median), ("opacity", out.opacity),
                                     ("beta", out.beta), ("transient_opacity", out.transient_opacity)):
                     parts.setdefault(name, []).append(value.float() if name != "feat" else value)
@@ -123,7 +135,8 @@ class ColourCache:
             model.train(was_training)
         cat = {name: torch.cat(values) for name, values in parts.items()}
         outputs = {name: cat.pop(name) for name in ("depth", "depth_median", "opacity", "beta", "transient_opacity")}
-        return cls(heads, cat["feat"], first_applied, cat["weights"], cat["dir_enc"], cat["rest"], outputs)
+        return cls(heads, cat["feat"], first_applied, cat["weights"], cat["dir_enc"], cat["rest"], outputs, sky,
+                   cat.get("sky_dirs"), cat.get("sky_weight"))
 
     def rgb(self, appearance: torch.Tensor, rays: torch.Tensor | slice = slice(None)) -> torch.Tensor:
         """Rendered colour [m, 3] of the cached rays ``rays`` (indices into the cache) for an appearance [a_dim]:
@@ -134,7 +147,10 @@ class ColourCache:
         cond = torch.cat([codes, self.dir_enc[rays]], dim=-1)  # [n, a_dim + C], as NeRFWHeads.forward
         h = (feat if self.first_applied else color.first(feat)) + color.first_cond(cond)[:, None, :]
         samples = torch.sigmoid(color.rest(h))  # [n, S, 3]
-        return self.rest[rays] + torch.einsum("rs,rsc->rc", self.weights[rays], samples)
+        rgb = self.rest[rays] + torch.einsum("rs,rsc->rc", self.weights[rays], samples)
+        if self.sky is not None:
+            rgb = rgb + self.sky_weight[rays] * self.sky(self.sky_dirs[rays], codes)
+        return rgb
 
     @torch.no_grad()
     def render(self, appearance: torch.Tensor, chunk: int = 1024) -> dict[str, torch.Tensor]:
@@ -394,7 +410,10 @@ def synthetic_ground_truth_scores(run, chunk: int, log, max_images: int = 6) -> 
     truth = GroundTruth.load(gt_dir)
     static_psnr, ious = [], []
     for image_id, camera in enumerate(run.scene.cameras):
-        mask_path = gt_dir / "masks" / Path(camera.name).with_suffix(".png")
+        name = camera.name
+        if not (gt_dir / "masks" / Path(name).with_suffix(".png")).is_file():
+            name = Path(name).name  # the scene re-packed with its images in a folder (LLFF: images/IMG_0001.jpg)
+        mask_path = gt_dir / "masks" / Path(name).with_suffix(".png")
         if camera.split != "train" or not mask_path.is_file() or len(static_psnr) >= max_images:
             continue
         with Image.open(mask_path) as m:
@@ -402,7 +421,7 @@ def synthetic_ground_truth_scores(run, chunk: int, log, max_images: int = 6) -> 
         if not mask.any():
             continue
         clean = truth.render(camera.T_world_cam, camera.fx, camera.fy, camera.cx, camera.cy, camera.width,
-                             camera.height, appearance=truth.appearance(camera.name),
+                             camera.height, appearance=truth.appearance(name),
                              distortion=camera.distortion)["rgb"]  # through the image's lens, as rendered
         out = render_camera(run.model, camera, run.normalization, chunk,
                             appearance=run.model.appearance_vector(image_id=image_id), image_id=image_id,
