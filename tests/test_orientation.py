@@ -175,3 +175,20 @@ def test_orient_none_keeps_the_dataset_axes_and_scenes_use_the_points_in_the_bal
     assert angle_deg(orient_scene(scene, framing).rotation[2], Q @ Z) < 2.0
     with pytest.raises(ValueError):
         choose_orientation(cams, np.zeros((0, 3)), "sideways")
+
+
+def test_an_upright_dataset_keeps_its_exact_axes_and_a_tilted_one_does_not_snap():
+    """Photographers' roll scatters the estimated up by about a degree: a dataset already z-up (with walls along
+    its x axis) keeps exactly its axes; one tilted by 5 deg is turned by the estimate, not snapped."""
+    rng = np.random.default_rng(5)
+    wall = np.column_stack([rng.uniform(-4, 4, 500), rng.uniform(-0.2, 0.2, 500), rng.uniform(0, 3, 500)])
+    cams = tilted_collection(np.eye(3), seed=4)
+    upright = choose_orientation(cams, wall)
+    assert angle_deg(estimate_up(np.stack([c.T_world_cam[:3, :3] for c in cams]))[0], Z) > 0.05  # not exact
+    assert np.array_equal(np.abs(upright.rotation), np.eye(3)[[0, 1, 2]]) or \
+        np.array_equal(np.abs(upright.rotation), np.eye(3)[[1, 0, 2]])  # x along the wall, or y
+    assert np.array_equal(upright.rotation[2], Z) and "up and x snapped" in upright.reason
+    Q = Rotation.from_euler("x", 5, degrees=True).as_matrix()
+    tilted = choose_orientation(tilted_collection(Q, seed=4), wall @ Q.T)
+    assert "snapped" not in tilted.reason and angle_deg(tilted.rotation[2], Q @ Z) < 2.0
+    assert angle_deg(tilted.rotation[2], Z) > 3.0

@@ -168,12 +168,16 @@ def test_model_frame_is_turned_to_z_up_logged_and_saved(tiny_cambridge, tmp_path
     from nerfw.data.orientation import estimate_up
     from nerfw.tools.run_io import load_run
 
+    def angle_deg(a, b):
+        return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
     run_dir = train(parse_config(train_argv(tiny_cambridge, tmp_path, "up", "--max_steps", "1")))
     assert "orientation: auto: model z (up)" in (run_dir / "loss_log.txt").read_text()
     run = load_run(run_dir)
-    rotations = np.stack([c.T_world_cam[:3, :3] for c in run.scene.split("train")])
-    up, _ = estimate_up(rotations)
-    assert np.allclose(run.normalization.rotation[2], up, atol=1e-9)
+    train_views = run.scene.split("train")
+    up, _ = estimate_up(np.stack([c.T_world_cam[:3, :3] for c in train_views]))
+    assert 0.0 < angle_deg(up, [0, 0, 1]) < 2.0  # the estimate scatters about the built-in scene's exact z-up ...
+    assert np.array_equal(run.normalization.rotation[2], [0.0, 0.0, 1.0])  # ... which the run keeps exactly
     assert np.allclose(run.normalization.rotation @ run.normalization.rotation.T, np.eye(3), atol=1e-9)
     _, state = load_latest_checkpoint(run_dir)
     assert np.allclose(state["normalization"]["rotation"], run.normalization.rotation)

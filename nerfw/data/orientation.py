@@ -11,6 +11,8 @@ frame therefore turns the scene so that
   eigenvector of mean(r r^T)); its sign agrees with the cameras' own up vectors (-y; OpenCV axes), or, for
   cameras looking straight down (a drone), with their viewing directions pointing down. When the cameras' x
   axes do not spread (a forward-facing capture, a drone flying one heading), it is the mean camera up.
+* **Upright datasets keep their axes.** An estimated up (then x) within SNAP_DEG = 2 deg of a dataset axis is
+  taken to be that axis: the estimates scatter by about a degree.
 * **x and y follow the content.** Built structure is mostly walls at right angles (a "Manhattan world"): turned
   to the right yaw, the sparse points on them pile up in a few bins of their x and y histograms, so the yaw
   with the least histogram entropy is kept when it stands out (>= 200 points). Otherwise x is the content's
@@ -34,6 +36,7 @@ MIN_SIGN = 0.05  # |mean(up . camera up)| below this: the cameras look straight 
 MANHATTAN_MIN_POINTS = 200  # fewer content points give histogram entropies too noisy to find walls by
 MANHATTAN_MIN_CONTRAST = 0.05  # random (wall-less) point sets reach 0.01 at 300 points, 0.03 at 100
 MANHATTAN_BINS = 128
+SNAP_DEG = 2.0  # an estimated axis this close to a dataset axis is taken to be it (an upright dataset)
 MANHATTAN_STEP_DEG = 0.5
 
 
@@ -143,7 +146,31 @@ def choose_orientation(train, content_points: np.ndarray, method: str = "auto") 
     x, why_x = horizontal_axes(up, np.asarray(content_points, dtype=np.float64).reshape(-1, 3),
                                rotations[:, :, 0].mean(0))
     rotation = np.stack([x, np.cross(up, x), up])  # rows: model x, y, z in dataset coordinates; det +1
-    return Orientation(rotation, "auto", f"up {why_up}; {why_x}")
+    rotation, snapped = snap_to_dataset_axes(rotation)
+    return Orientation(rotation, "auto", f"up {why_up}; {why_x}{snapped}")
+
+
+def _nearest_axis(v: np.ndarray) -> tuple[np.ndarray, float]:
+    """The signed dataset axis nearest to the unit vector v, and the angle to it in degrees."""
+    k = int(np.argmax(np.abs(v)))
+    return np.sign(v[k]) * np.eye(3)[k], float(np.degrees(np.arccos(np.clip(abs(v[k]), 0.0, 1.0))))
+
+
+def snap_to_dataset_axes(rotation: np.ndarray) -> tuple[np.ndarray, str]:
+    """Datasets that are already upright (synthetic scenes, nerfstudio's and instant-ngp's z-up output) keep their
+    exact axes: the estimated up, then x, moves onto a dataset axis within SNAP_DEG. The estimates scatter by
+    about a degree (photographers' roll), and a ground plane tilted by that smears over grid cells.
+    Returns (rotation, a note for the log; empty when nothing snapped)."""
+    up, up_angle = _nearest_axis(rotation[2])
+    if up_angle > SNAP_DEG:
+        return rotation, ""
+    x = rotation[0] - up * (rotation[0] @ up)
+    x = x / np.linalg.norm(x)
+    x_axis, x_angle = _nearest_axis(x)
+    note = f"; up snapped to a dataset axis ({up_angle:.1f} deg away)"
+    if x_angle <= SNAP_DEG:
+        x, note = x_axis, f"; up and x snapped to dataset axes ({up_angle:.1f} and {x_angle:.1f} deg away)"
+    return np.stack([x, np.cross(up, x), up]), note
 
 
 def orient_scene(scene, framing, method: str = "auto") -> Orientation:
@@ -161,4 +188,4 @@ def orient_scene(scene, framing, method: str = "auto") -> Orientation:
 
 
 __all__ = ["orient_scene", "ORIENT_METHODS", "Orientation", "choose_orientation", "estimate_up", "horizontal_axes",
-           "identity_orientation", "manhattan_yaw"]
+           "identity_orientation", "manhattan_yaw", "snap_to_dataset_axes"]
