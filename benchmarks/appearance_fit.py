@@ -1,0 +1,62 @@
+"""Settings of the NeRF-W left-half appearance fit on a trained run, side by side on the same model.
+
+    python benchmarks/appearance_fit.py --run RUN_DIR [--variants 100x1024,400x256,300x1024] [--lr 0.05]
+
+Each test image's left part (the fitted columns) and right half (the scored ones) are rendered once into
+`ColourCache`s (geometry does not depend on the appearance: tests/test_eval_speed.py); every variant (STEPSxRAYS)
+then fits the embedding on the left cache exactly as `nerfw eval` does and is scored on the right cache. Prints
+the mean right-half PSNR and the fit's CPU time per variant; `nerfw eval` with the same settings gives the same
+PSNR (its default is 100x1024).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from common import machine, machine_line  # (importing common puts this checkout's nerfw on the path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nerfw.tools import evaluate as ev
+    from nerfw.tools import metrics
+    from nerfw.tools.rendering import camera_rays_model
+    from nerfw.tools.run_io import load_run
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a trained run folder")
+    parser.add_argument("--variants", default="100x1024,400x256,300x1024", help="comma-separated STEPSxRAYS")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam rate of the fit (nerfw eval: 0.05)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(machine_line(machine()))
+    variants = [tuple(int(v) for v in item.split("x")) for item in args.variants.split(",") if item]
+    run = load_run(args.run)
+    model = run.model
+    scores = {v: [] for v in variants}
+    seconds = dict.fromkeys(variants, 0.0)
+    for image_id, cam in [(i, c) for i, c in enumerate(run.scene.cameras) if c.split == "test"]:
+        gt = ev.load_image(cam.image_path, cam.width, cam.height)
+        o, d, near, far = camera_rays_model(cam, run.normalization, "cpu")
+        left = ev.left_part(cam)
+        right = torch.nonzero(torch.arange(len(o)) % cam.width >= cam.width // 2).squeeze(-1)
+        left_cache = ev.ColourCache.build(model, o[left], d[left], near[left], far[left], image_id)
+        right_cache = ev.ColourCache.build(model, o[right], d[right], near[right], far[right], image_id)
+        target = gt.reshape(-1, 3)[right.numpy()]
+        for steps, rays in variants:
+            t0 = time.process_time()
+            vec = ev.fit_appearance(model, cam, run.normalization, gt, image_id, model.appearance_vector(mean=True),
+                                    steps=steps, lr=args.lr, rays_per_step=rays, cache=left_cache)
+            seconds[(steps, rays)] += time.process_time() - t0
+            with torch.no_grad():
+                scores[(steps, rays)].append(metrics.psnr(right_cache.rgb(vec).numpy(), target))
+    for v in variants:
+        print(f"{v[0]:>5} steps x {v[1]:>5} pixels: right-half PSNR {np.mean(scores[v]):.3f} dB "
+              f"(per image {', '.join(f'{x:.2f}' for x in scores[v])}), fit {seconds[v]:.1f} CPU-s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
