@@ -477,6 +477,10 @@ def test_transforms_reads_nerfstudio_sparse_points_and_bounds_from_them(tmp_path
     missing = load_scene(tiny_transforms(tmp_path / "gone", {"ply_file_path": "sparse_pc.ply"}))
     assert missing.points is None
     assert any("sparse_pc.ply: the sparse points named by ply_file_path are not usable" in w for w in missing.warnings)
+    corrupt = tiny_transforms(tmp_path / "bad", {"ply_file_path": "sparse_pc.ply"})
+    (corrupt / "sparse_pc.ply").write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nend_header\n1\n")
+    scene = load_scene(corrupt)
+    assert scene.points is None and any("PlyElementParseError" in w for w in scene.warnings)
 
 
 # ----------------------------------------------------------------------------- export round trip + detection
