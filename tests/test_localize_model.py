@@ -19,6 +19,10 @@ from PIL import Image
 # (the second, looking past the square's edge, failed: too few inliers); a training image 0.039 m / 0.063 deg
 # from its own pose (146 inliers; the other retrieved images' inliers pull it a little); 45 % of the map's points
 # within 1.5 m of the analytic geometry.
+# The model is trained in the dataset's axes (--orient none): with 16-29 inliers the test query's error swings with
+# any change of the training trajectory. Measured 2026-12-03 on this code: 0.30 m / 0.51 deg (--orient none), but
+# 0.44 m with the model frame turned 0.2 deg off z-up by the orientation estimate, 1.23 m with it snapped exactly
+# to z-up, 1.87 m snapped and trained 400 steps. The localizer, not the orientation, is what this file tests.
 KNOWN_POSE_MAX_T = 1.0  # dataset units (metres)
 KNOWN_POSE_MAX_R = 3.0  # degrees
 OWN_POSE_MAX_T = 0.15
@@ -58,7 +62,8 @@ def loc_env(loc_scene, tmp_path_factory):
                         "--exp_name", "loc", "--img_downscale", "1", "--max_steps", "250", "--batch_size", "1024",
                         "--field", "grid", "--save_latest_freq", "100000", "--val_freq", "100000",
                         "--log_freq", "100000", "--progress", "log", "--seed", "0",
-                        "--transient_warmup", "500"])  # a static model: the map, not the warm-up, is tested
+                        "--transient_warmup", "500",  # a static model: the map, not the warm-up, is tested
+                        "--orient", "none"])  # the frame the errors above were measured in (see below)
     run = load_run(train(cfg))
     torch.set_num_threads(1)
     cache = tmp_path_factory.mktemp("locmap")
