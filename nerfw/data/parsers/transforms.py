@@ -151,13 +151,13 @@ def load_transforms(root: Path, img_downscale: float = 1, test_every: int = 8) -
     cameras = [_view(root, meta, f, split, path, image, img_downscale, notes)
                for (meta, f, split, path), image in zip(frames, resolved)]
     warnings = notes.warnings()
-    points, colors = read_ply_points(root, frames[0][0], frames[0][3], warnings)
+    points, colors = read_ply_points(frames[0][0], frames[0][3], warnings)
     _set_bounds(cameras, frames, blender, warnings, points)
     return SceneData(format="transforms", root=root, cameras=cameras, points=points, point_colors=colors,
                      warnings=warnings)
 
 
-def read_ply_points(root: Path, meta: dict, path: Path, warnings: list[str]):
+def read_ply_points(meta: dict, path: Path, warnings: list[str]):
     """(points [N, 3], colours [N, 3] uint8 or None) of the PLY named by `ply_file_path`, or (None, None)."""
     name = meta.get("ply_file_path")
     if name is None:
