@@ -36,8 +36,8 @@ MIN_SIGN = 0.05  # |mean(up . camera up)| below this: the cameras look straight 
 MANHATTAN_MIN_POINTS = 200  # fewer content points give histogram entropies too noisy to find walls by
 MANHATTAN_MIN_CONTRAST = 0.05  # random (wall-less) point sets reach 0.01 at 300 points, 0.03 at 100
 MANHATTAN_BINS = 128
-SNAP_DEG = 2.0  # an estimated axis this close to a dataset axis is taken to be it (an upright dataset)
 MANHATTAN_STEP_DEG = 0.5
+SNAP_DEG = 2.0  # an estimated axis this close to a dataset axis is taken to be it (an upright dataset)
 
 
 @dataclass

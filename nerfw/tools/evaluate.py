@@ -100,8 +100,8 @@ class ColourCache:
             raise ValueError("the cached appearance fit needs a grid or mlp NeRF-W field with appearance embeddings")
         color = heads.color
         first_applied = color.first.out_features < color.first.in_features  # keep the narrower of the two
-        sky = getattr(getattr(model, "renderer", None), "field", None)
-        sky = getattr(sky, "sky", None)  # the grid field's sky head, when it has one
+        field = getattr(getattr(model, "renderer", None), "field", None)
+        sky = getattr(field, "sky", None)  # the grid field's sky head, when it has one
         seen: list[tuple] = []
         hook = heads.register_forward_hook(lambda _m, args, out: seen.append((args[0], args[1], out.rgb)))
         parts: dict[str, list[torch.Tensor]] = {}
@@ -121,7 +121,7 @@ class ColourCache:
                 rest = out.rgb - composite(out.weights, rgb_samples)
                 if sky is not None:  # behind the samples: sky(dirs, appearance) x the light let through
                     sky_weight = 1 - out.opacity[:, None]
-                    rest = rest - sky_weight * sky(dirs, heads.appearance_codes(ids, probe))
+                    rest = rest - sky_weight * field.sky_color(dirs, ids, probe)
                     parts.setdefault("sky_dirs", []).append(dirs.float())
                     parts.setdefault("sky_weight", []).append(sky_weight.float())
                 for name, value in (("feat", color.first(feat) if first_applied else feat),

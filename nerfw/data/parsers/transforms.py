@@ -260,15 +260,18 @@ def _set_bounds(cameras: list[CameraView], frames, blender: bool, warnings: list
                 points: np.ndarray | None = None) -> None:
     meta = frames[0][0]
     aabb = np.asarray(meta.get("aabb", []), dtype=np.float64) if "aabb" in meta else None
+    pending = []  # frames without near/far of their own
     for c, (_, f, _, path) in zip(cameras, frames):
         near, far = _number(f, "near", path, "frame"), _number(f, "far", path, "frame")
         if near is not None and far is not None:
             c.near, c.far = near, far
         elif blender:
             c.near, c.far = BLENDER_BOUNDS
-        elif points is not None and len(points) and (b := common.points_bounds(
-                points, c.T_world_cam, c.fx, c.fy, c.cx, c.cy, c.width, c.height)) is not None:
-            c.near, c.far = b
+        else:
+            pending.append(c)
+    for c, from_points in zip(pending, common.frustum_bounds(points, pending)):  # all None without points
+        if from_points is not None:
+            c.near, c.far = from_points
         elif aabb is not None and aabb.shape == (2, 3):
             corners = np.array([[aabb[i, 0], aabb[j, 1], aabb[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
             z = corners @ np.linalg.inv(c.T_world_cam)[2, :3] + np.linalg.inv(c.T_world_cam)[2, 3]
