@@ -178,3 +178,53 @@ def test_rays_outside_the_cache_budget_use_the_full_fit(run, tmp_path):
     result = evaluate(run, "test", fit_steps=2, out_dir=tmp_path, log=lambda m: None, max_images=1,
                       write_panels=False, max_cache_mb=0)
     assert result["protocol"]["fit_method"] == "full"
+
+
+PROC_STAT_BEFORE = """cpu  1000 0 100 5000 100 0 0 0 0 0
+cpu0 500 0 50 2500 50 0 0 0 0 0
+cpu1 500 0 50 2500 50 0 0 0 0 0
+intr 1 2 3
+"""
+# 100 ticks per core: cpu0 busy 90 of them (10 idle), cpu1 idle 60 + iowait 10 + steal 20 (another VM's time)
+PROC_STAT_AFTER = """cpu  1090 0 110 5070 110 0 0 20 0 0
+cpu0 580 0 60 2510 50 0 0 0 0 0
+cpu1 510 0 50 2560 60 0 0 20 0 0
+intr 1 2 3
+"""
+
+
+def test_idle_cores_are_read_per_core_from_proc_stat(tmp_path, monkeypatch):
+    from nerfw.tools import evaluate as ev
+
+    (tmp_path / "a").write_text(PROC_STAT_BEFORE)
+    (tmp_path / "b").write_text(PROC_STAT_AFTER)
+    before, after = ev.read_cpu_times(str(tmp_path / "a")), ev.read_cpu_times(str(tmp_path / "b"))
+    assert before["cpu1"] == (2550, 3100) and set(before) == {"cpu", "cpu0", "cpu1"}
+    assert ev.idle_share(before, after, [0, 1]) == pytest.approx(0.1 + 0.7)  # steal is not idle
+    assert ev.idle_share(before, after, [1]) == pytest.approx(0.7)
+    assert ev.idle_share(before, after, [5]) == pytest.approx(80 / 200)  # no own line: the all-CPU share
+    assert ev.idle_share(before, before, [0]) is None
+    # threads: the measured idle cores rounded, at least 1; $OMP_NUM_THREADS wins; the load average only without
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(ev.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(ev.os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # lags: the last minute was busy
+    monkeypatch.setattr(ev, "idle_cores", lambda cores, window_s=0.25: 1.8)
+    assert ev.cpu_threads() == 2
+    monkeypatch.setattr(ev, "idle_cores", lambda cores, window_s=0.25: 0.2)
+    assert ev.cpu_threads() == 1
+    monkeypatch.setattr(ev, "idle_cores", lambda cores, window_s=0.25: None)
+    assert ev.cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert ev.cpu_threads() == 3
+
+
+def test_idle_cores_on_this_machine_are_within_its_cores():
+    import os
+
+    from nerfw.tools.evaluate import idle_cores
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    idle = idle_cores(cores, window_s=0.1)
+    if idle is None:
+        pytest.skip("no /proc/stat here")
+    assert -1e-9 <= idle <= len(cores) + 1e-9
