@@ -1,12 +1,13 @@
 """Settings of the NeRF-W left-half appearance fit on a trained run, side by side on the same model.
 
-    python benchmarks/appearance_fit.py --run RUN_DIR [--variants 100x1024,400x256,300x1024] [--lr 0.05]
+    python benchmarks/appearance_fit.py --run RUN_DIR [--variants 100x512,100x1024,300x512] [--seeds 0,1,2] [--lr 0.05]
 
 Each test image's left part (the fitted columns) and right half (the scored ones) are rendered once into
 `ColourCache`s (geometry does not depend on the appearance: tests/test_eval_speed.py); every variant (STEPSxRAYS)
-then fits the embedding on the left cache exactly as `nerfw eval` does and is scored on the right cache. Prints
-the mean right-half PSNR and the fit's CPU time per variant; `nerfw eval` with the same settings gives the same
-PSNR (its default is 100x1024).
+then fits the embedding on the left cache exactly as `nerfw eval` does, once per pixel-draw seed, and is scored on
+the right cache. Prints the mean right-half PSNR per variant and seed (the seeds show how much the draws alone move
+it) and the fit's CPU time; `nerfw eval` with the same settings and seed 0 gives the same PSNR (its default is
+100x512).
 """
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a trained run folder")
-    parser.add_argument("--variants", default="100x1024,400x256,300x1024", help="comma-separated STEPSxRAYS")
+    parser.add_argument("--variants", default="100x512,100x1024,300x512", help="comma-separated STEPSxRAYS")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds of the pixel draws (nerfw eval: 0)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam rate of the fit (nerfw eval: 0.05)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(machine_line(machine()))
-    variants = [tuple(int(v) for v in item.split("x")) for item in args.variants.split(",") if item]
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+    variants = [(*(int(v) for v in item.split("x")), seed) for item in args.variants.split(",") if item
+                for seed in seeds]
     run = load_run(args.run)
     model = run.model
     scores = {v: [] for v in variants}
@@ -45,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         left_cache = ev.ColourCache.build(model, o[left], d[left], near[left], far[left], image_id)
         right_cache = ev.ColourCache.build(model, o[right], d[right], near[right], far[right], image_id)
         target = gt.reshape(-1, 3)[right.numpy()]
-        for steps, rays in variants:
+        for steps, rays, seed in variants:
             t0 = time.process_time()
             vec = ev.fit_appearance(model, cam, run.normalization, gt, image_id, model.appearance_vector(mean=True),
-                                    steps=steps, lr=args.lr, rays_per_step=rays, cache=left_cache)
-            seconds[(steps, rays)] += time.process_time() - t0
+                                    steps=steps, lr=args.lr, rays_per_step=rays, seed=seed, cache=left_cache)
+            seconds[(steps, rays, seed)] += time.process_time() - t0
             with torch.no_grad():
-                scores[(steps, rays)].append(metrics.psnr(right_cache.rgb(vec).numpy(), target))
+                scores[(steps, rays, seed)].append(metrics.psnr(right_cache.rgb(vec).numpy(), target))
     for v in variants:
-        print(f"{v[0]:>5} steps x {v[1]:>5} pixels: right-half PSNR {np.mean(scores[v]):.3f} dB "
+        print(f"{v[0]:>5} steps x {v[1]:>5} pixels, seed {v[2]}: right-half PSNR {np.mean(scores[v]):.3f} dB "
               f"(per image {', '.join(f'{x:.2f}' for x in scores[v])}), fit {seconds[v]:.1f} CPU-s")
     return 0
 

@@ -6,17 +6,22 @@ through the whole model) vs now (cached fit), on the same trained model and mach
 Without --run, the built-in scene (SynthSquare, seed 0) is generated at 240x160 with 64 training and 10 test
 images, and the grid field trains on it with the trainer's defaults (--img_downscale 1) for --train_steps steps
 (kept in benchmarks/.cache for later invocations). Then `nerfw eval` runs on the test split twice, each in a child
-process, everything included (loading, 100-step fits, panels, the built-in scene's ground-truth scores):
+process, everything included (loading, 100-step fits, panels, the built-in scene's ground-truth scores, which
+metrics.json times apart as seconds.ground_truth):
 
-  old: --fit_method full --chunk 8192 --threads <cores>: what `nerfw eval` did before: each of the 100 Adam steps
-       renders 1024 left-half rays through the whole model, then the whole image is rendered, 8192 rays per
-       pass, with torch's default of one thread per core;
-  new: the defaults: the cached fit (the geometry of every pixel rendered once, the embedding optimised through
-       the colour head on the cached left-half samples), 1024 rays per pass, threads = the idle cores.
+  old:    --fit_method full --fit_rays 1024 --chunk 8192 --threads <cores>: what `nerfw eval` did first: each of
+          the 100 Adam steps renders 1024 left-half rays through the whole model, then the whole image is
+          rendered, 8192 rays per pass, with torch's default of one thread per core;
+  cached: --fit_rays 1024: the cached fit (the geometry of every pixel rendered once, the embedding optimised
+          through the colour head on the cached left-half samples), 1024 rays per pass, threads = the idle cores.
+          It draws the same pixels as old at every step and optimises the same function: the PSNRs agree to
+          float rounding;
+  new:    the defaults: cached, 512 pixels per fit step (half the fit's cost; the draws differ, so the PSNRs
+          agree within the spread of the draws' seed, benchmarks/appearance_fit.py --seeds).
 
-Both draw the same pixels at every step and optimise the same function, so the PSNRs agree to float rounding.
-Reported: wall seconds and the child's CPU seconds (user + system; steadier than wall time when other jobs share
-the machine) and PSNR / SSIM of each, the largest per-image PSNR difference, the speed-up, the load averages.
+Reported: wall seconds, the child's CPU seconds (user + system; steadier than wall time when other jobs share
+the machine), the split's own seconds (without the ground-truth renders), PSNR / SSIM of each, the largest
+per-image PSNR differences, the speed-ups, the load averages.
 Output: benchmarks/results/eval_speed.json. --quick: 3 test images, 300 training steps.
 """
 from __future__ import annotations
@@ -73,7 +78,9 @@ def timed_eval(run_dir: Path, out_dir: Path, max_images: int, *flags: str) -> di
             "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "load_average_1min_before": load, "load_average_1min_after": os.getloadavg()[0],
             "psnr": result["psnr"], "ssim": result["ssim"], "per_image_psnr": [r["psnr"] for r in result["per_image"]],
-            "fit_method": result["protocol"]["fit_method"]}
+            "fit_method": result["protocol"]["fit_method"], "fit_rays": result["protocol"]["fit_rays_per_step"],
+            "split_seconds": result.get("seconds", {}).get("split"),
+            "ground_truth_seconds": result.get("seconds", {}).get("ground_truth")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,26 +107,34 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     old_threads = ["--threads", str(args.threads or cores)]  # torch's default before: one thread per core
     new_threads = ["--threads", str(args.threads)] if args.threads else []
-    old = timed_eval(run.run_dir, out / "old", args.max_images, "--fit_method", "full", "--chunk", "8192",
-                     *old_threads)
-    log(f"old: {old['seconds']:.1f} s, PSNR {old['psnr']:.3f} dB ({old['command']})")
-    new = timed_eval(run.run_dir, out / "new", args.max_images, *new_threads, *args.new_flags.split())
-    log(f"new: {new['seconds']:.1f} s, PSNR {new['psnr']:.3f} dB ({new['command']})")
-    max_diff = max(abs(a - b) for a, b in zip(old["per_image_psnr"], new["per_image_psnr"]))
-    rows = [[name, r["fit_method"], fmt(r["seconds"], 1), fmt(r["cpu_seconds"], 1), fmt(r["psnr"], 3),
-             fmt(r["ssim"], 4)] for name, r in (("old", old), ("new", new))]
-    print(format_table(rows, ["eval", "fit", "wall s", "cpu s", "PSNR dB", "SSIM"]))
-    print(f"speed-up {old['seconds'] / new['seconds']:.1f}x wall, {old['cpu_seconds'] / new['cpu_seconds']:.1f}x CPU; "
-          f"largest per-image PSNR difference {max_diff:.3f} dB")
+    evals = {}
+    for name, flags in (("old", ["--fit_method", "full", "--fit_rays", "1024", "--chunk", "8192", *old_threads]),
+                        ("cached", ["--fit_rays", "1024", *new_threads]),
+                        ("new", [*new_threads, *args.new_flags.split()])):
+        evals[name] = timed_eval(run.run_dir, out / name, args.max_images, *flags)
+        log(f"{name}: {evals[name]['seconds']:.1f} s, PSNR {evals[name]['psnr']:.3f} dB ({evals[name]['command']})")
+    old = evals["old"]
+    diff = {name: max(abs(a - b) for a, b in zip(old["per_image_psnr"], r["per_image_psnr"]))
+            for name, r in evals.items() if name != "old"}
+    rows = [[name, r["fit_method"], str(r["fit_rays"]), fmt(r["seconds"], 1), fmt(r["cpu_seconds"], 1),
+             fmt(r["split_seconds"], 1), fmt(r["psnr"], 3), fmt(r["ssim"], 4)] for name, r in evals.items()]
+    print(format_table(rows, ["eval", "fit", "fit rays", "wall s", "cpu s", "split s", "PSNR dB", "SSIM"]))
+    for name in ("cached", "new"):
+        r = evals[name]
+        print(f"{name}: speed-up {old['seconds'] / r['seconds']:.1f}x wall, "
+              f"{old['cpu_seconds'] / r['cpu_seconds']:.1f}x CPU; largest per-image PSNR difference to old "
+              f"{diff[name]:.3f} dB")
     print(f"machine: {machine_line(machine())}")
-    figures = {"old": old, "new": new, "speedup": old["seconds"] / new["seconds"],
-               "cpu_speedup": old["cpu_seconds"] / new["cpu_seconds"], "max_per_image_psnr_diff": max_diff,
+    new = evals["new"]
+    figures = {**evals, "speedup": old["seconds"] / new["seconds"],
+               "cpu_speedup": old["cpu_seconds"] / new["cpu_seconds"], "max_per_image_psnr_diff": diff,
                "n_test_images": n_test, "image_size": [cam.width, cam.height], "model_step": run.step}
     settings = {"run": str(run.run_dir), "train_steps": args.train_steps, "max_images": args.max_images,
                 "quick": args.quick, "fit_steps": 100, "threads": args.threads, "new_flags": args.new_flags}
     path = write_result("eval_speed", figures, settings, started=started,
-                        notes=["old = nerfw eval --fit_method full --chunk 8192 --threads <cores>: what nerfw eval "
-                               "did before the cached fit", "each eval is a child process; includes loading, panels "
+                        notes=["old = nerfw eval --fit_method full --fit_rays 1024 --chunk 8192 --threads <cores>: "
+                               "what nerfw eval did before the cached fit", "cached = --fit_rays 1024 (the same "
+                               "pixels as old)", "new = the defaults (512 pixels per fit step)", "each eval is a child process; includes loading, panels "
                                "and the built-in scene's ground-truth scores (6 training renders)"])
     log(f"wrote {path}")
     return 0

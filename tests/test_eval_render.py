@@ -31,6 +31,9 @@ def test_metrics_json_and_panels(run, tmp_path):
     assert names == [c.name for c in run.scene.split("test")]
     assert np.isclose(saved["psnr"], np.mean([r["psnr"] for r in saved["per_image"]]))
     assert (tmp_path / "metrics.csv").read_text().startswith("name,psnr,ssim")
+    assert saved["protocol"]["fit_rays_per_step"] == 512 and saved["seconds"]["split"] > 0
+    if "synthetic_ground_truth" in saved:  # the built-in scene's extra renders are timed apart from the split
+        assert saved["seconds"]["ground_truth"] > 0
     cam = run.scene.split("test")[0]
     with Image.open(tmp_path / "panels" / Path(cam.name).with_suffix(".png")) as im:
         # six tiles side by side under a label strip (ground truth, render + PSNR, static, transient, depth, beta)

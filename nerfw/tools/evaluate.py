@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +171,11 @@ class ColourCache:
         return 4 * n_rays * samples * (width + 1)
 
 
-FIT_RAYS = 1024  # left-part pixels per Adam step of the appearance fit
+# Left-part pixels per Adam step of the appearance fit. 512 instead of 1024 (until 2026-12-03): half the fit's
+# cost; the scores are the same within the spread of the pixel draws (3 seeds each, mean right-half PSNR of the
+# 10 test images; 1024 vs 512: landmark 22.15-22.20 vs 22.11-22.19, fox 26.39-26.40 vs 26.38-26.41 dB,
+# docs/benchmarks.md "Eval speed").
+FIT_RAYS = 512
 CPU_PIECE = 256  # rays per forward/backward of the cached fit on the CPU (~1.3x faster than 1024 at once)
 MAX_CACHE_MB = 4096.0  # "auto" falls back to the reference fit when the left part's cache would exceed this
 
@@ -339,6 +344,7 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
     out_dir = Path(out_dir or run.run_dir / "eval" / split)
     (out_dir / "panels").mkdir(parents=True, exist_ok=True)
     rows, methods = [], set()
+    started = time.perf_counter()
     for image_id, camera in cameras:
         gt = load_image(camera.image_path, camera.width, camera.height)
         method = None
@@ -372,9 +378,13 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit_steps: i
         "protocol": protocol,
         "per_image": rows,
     }
+    seconds = {"split": time.perf_counter() - started}  # wall time: fits, renders, scores and panels
+    started = time.perf_counter()
     groundtruth = synthetic_ground_truth_scores(run, chunk, log)
     if groundtruth is not None:
         result["synthetic_ground_truth"] = groundtruth
+        seconds["ground_truth"] = time.perf_counter() - started  # the built-in scene's 6 extra renders
+    result["seconds"] = seconds
     training = Path(run.run_dir) / "train_summary.json"
     if training.is_file():  # how much of the training pixels the run explained as transient (its last log window)
         summary = json.loads(training.read_text())
@@ -491,8 +501,6 @@ def idle_share(before: dict, after: dict, cores: list[int]) -> float | None:
 
 def idle_cores(cores: list[int], window_s: float = 0.25) -> float | None:
     """Cores among ``cores`` left idle by other processes, measured over window_s seconds; None off Linux."""
-    import time
-
     try:
         before = read_cpu_times()
         time.sleep(window_s)
