@@ -426,3 +426,42 @@ def test_render_writes_pinhole_images_unless_keep_distortion(tmp_path):
         assert len(seen) == 1
         np.testing.assert_allclose(seen[0], expected, atol=1e-6)
     assert not np.allclose(pinhole, through_lens, atol=1e-3)
+
+
+def test_pixel_centre_tables_give_the_lens_models_rays(monkeypatch):
+    """Training rays read undistorted pixel centres from per-lens tables: the same rays (and the same count of
+    pixels outside the lens domain) as running the lens model on each batch, for several lenses and image sizes."""
+    import nerfw.training.ray_batches as rb
+
+    lenses = [Distortion("opencv", [-0.6]), Distortion("opencv", [0.1, -0.02, 0.003, -0.002]),
+              Distortion("fisheye", [0.05, 0.01]), Distortion("nvm", [0.02])]
+    cams = [CameraView(f"im{i}.png", None, "train", 20 + 3 * (i % 2), 14, 10.0 + i, 11.0, 10.5, 7.0,
+                       cv.make_T(np.eye(3), [i, 0, 0]), 0.1, 10.0, distortion=lenses[i % 4]) for i in range(6)]
+    g = np.random.default_rng(0)
+    ids = torch.from_numpy(g.integers(0, 6, 400))
+    widths = torch.tensor([c.width for c in cams])[ids]
+    u = torch.from_numpy(g.integers(0, 20, 400)).float() % widths + 0.5
+    v = torch.from_numpy(g.integers(0, 14, 400)).float() + 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = CameraTable(cams, Normalization(np.zeros(3), 1.0))
+        monkeypatch.setattr(rb, "LENS_TABLE_MB", 0.0)  # no tables: every batch through the lens model
+        slow = CameraTable(cams, Normalization(np.zeros(3), 1.0))
+        d_slow = slow.rays(ids, u, v)[1]
+        monkeypatch.setattr(rb, "LENS_TABLE_MB", 1024.0)
+        d_fast = fast.rays(ids, u, v)[1]
+    assert np.all(fast.table_offset >= 0) and np.all(slow.table_offset == -1)
+    np.testing.assert_allclose(d_fast.numpy(), d_slow.numpy(), atol=1e-7)
+    assert fast.outside_domain == slow.outside_domain > 0  # the k1 = -0.6 lens folds inside these images
+    for i in (1, 2):  # against the lens model directly
+        rows = (ids == i).numpy()
+        _, d = cv.camera_rays(cams[i].fx, cams[i].fy, cams[i].cx, cams[i].cy, cams[i].T_world_cam,
+                              np.stack([u.numpy()[rows], v.numpy()[rows]], -1), cams[i].distortion)
+        np.testing.assert_allclose(d_fast.numpy()[rows], d, atol=1e-6)
+    # coordinates off the pixel centres go through the lens model
+    d_off = fast.rays(ids[:5], u[:5] + 0.25, v[:5])[1]
+    _, d = cv.camera_rays(cams[int(ids[0])].fx, cams[int(ids[0])].fy, cams[int(ids[0])].cx, cams[int(ids[0])].cy,
+                          cams[int(ids[0])].T_world_cam, np.array([[float(u[0]) + 0.25, float(v[0])]]),
+                          cams[int(ids[0])].distortion)
+    if int(ids[0]) % 4 != 0:  # (the folding lens gives the pinhole direction outside its domain)
+        np.testing.assert_allclose(d_off[0].numpy(), d[0], atol=1e-6)
