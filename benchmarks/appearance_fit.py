@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         gt = ev.load_image(cam.image_path, cam.width, cam.height)
         o, d, near, far = camera_rays_model(cam, run.normalization, "cpu")
         left = ev.left_part(cam)
-        right = torch.nonzero(torch.arange(len(o)) % cam.width >= cam.width // 2).squeeze(-1)
+        right = ev.scored_part(cam)
         left_cache = ev.ColourCache.build(model, o[left], d[left], near[left], far[left], image_id)
         right_cache = ev.ColourCache.build(model, o[right], d[right], near[right], far[right], image_id)
         target = gt.reshape(-1, 3)[right.numpy()]

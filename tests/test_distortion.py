@@ -445,8 +445,10 @@ def test_pixel_centre_tables_give_the_lens_models_rays(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fast = CameraTable(cams, Normalization(np.zeros(3), 1.0))
+        fast.build_tables(range(6))  # as RayBatcher does for its training images
         monkeypatch.setattr(rb, "LENS_TABLE_MB", 0.0)  # no tables: every batch through the lens model
         slow = CameraTable(cams, Normalization(np.zeros(3), 1.0))
+        slow.build_tables(range(6))
         d_slow = slow.rays(ids, u, v)[1]
         monkeypatch.setattr(rb, "LENS_TABLE_MB", 1024.0)
         d_fast = fast.rays(ids, u, v)[1]

@@ -198,6 +198,13 @@ def left_part(camera) -> torch.Tensor:
     return torch.nonzero(cols < W - W // 2).squeeze(-1)
 
 
+def scored_part(camera) -> torch.Tensor:
+    """Pixel indices (row-major) of the columns [W//2, W) on which the NeRF-W protocol scores."""
+    W, H = camera.width, camera.height
+    cols = torch.arange(W * H) % W
+    return torch.nonzero(cols >= W // 2).squeeze(-1)
+
+
 def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, init: torch.Tensor,
                    steps: int = 100, lr: float = 0.05, rays_per_step: int = FIT_RAYS, seed: int = 0,
                    method: str = "auto", cache: ColourCache | None = None, chunk: int = 4096,
@@ -290,14 +297,12 @@ def fit_and_render(run, camera, image_id: int, gt: np.ndarray, fit_steps: int, c
     from the cache. Every pixel's geometry is computed once. Returns (appearance, render_camera-like images)."""
     model = run.model
     device = next(model.parameters()).device
-    W = camera.width
     o, d, near, far = camera_rays_model(camera, run.normalization, device)
     left = left_part(camera).to(device)
     cache = ColourCache.build(model, o[left], d[left], near[left], far[left], image_id, chunk)
     vec = fit_appearance(model, camera, run.normalization, gt, image_id, model.appearance_vector(mean=True),
                          steps=fit_steps, method="cached", cache=cache, **fit_options)
-    cols = torch.arange(len(o), device=device) % W
-    scored = torch.nonzero(cols >= W // 2).squeeze(-1)
+    scored = scored_part(camera).to(device)
     ids = torch.full((len(scored),), image_id, dtype=torch.long, device=device)
     out = model.render_chunked(o[scored], d[scored], near[scored], far[scored], ids, chunk=chunk, appearance=vec,
                                use_transient=False, perturb=False)

@@ -86,11 +86,11 @@ def lens_normalized_mask(fx: float, fy: float, cx: float, cy: float, uv: np.ndar
     return xy, bad
 
 
-# Undistorted coordinates of every pixel centre, per (lens, image size), are computed once when they fit in this
-# many MB (17 bytes a pixel; about 1 s per million pixels): training rays go through pixel centres, so a batch then
-# reads them instead of running the lens model's Newton iterations. On the collection preset (80 images, each its
-# own focal length and distortion) the per-batch undistortion took 110-140 ms on 2 CPU cores, longer than the
-# rest of a 512-ray training step's ray making by far; the tables take 3 s to build and 54 MB.
+# Undistorted coordinates of every pixel centre of the training images, per (lens, image size), are computed once
+# when they fit in this many MB (17 bytes a pixel; about 1 s per million pixels): training rays go through pixel
+# centres, so a batch then reads them instead of running the lens model's Newton iterations. On the collection
+# preset (80 images, each its own focal length and distortion) the per-batch undistortion took 90-140 ms of a
+# 512-ray batch on 2 CPU cores and the table reads take ~1 ms; the tables of all 80 images take 3.4 s and 50 MB.
 LENS_TABLE_MB = 256.0
 
 
@@ -122,8 +122,7 @@ class CameraTable:
         self.intrinsics = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in cameras], dtype=torch.float32)
         self.near = torch.tensor([c.near * normalization.scale for c in cameras], dtype=torch.float32)
         self.far = torch.tensor([c.far * normalization.scale for c in cameras], dtype=torch.float32)
-        self.widths = torch.tensor([c.width for c in cameras])
-        self.sizes = np.array([(c.width, c.height) for c in cameras], dtype=np.int64).reshape(-1, 2)
+        self.sizes = np.array([(c.width, c.height) for c in cameras], dtype=np.int64).reshape(-1, 2)  # [n, (W, H)]
         # Lenses: images with the same distortion and intrinsics share one (one undistortion call per batch).
         self.lens_of_image = np.full(len(cameras), -1, dtype=np.int64)  # [n] index into self.lenses, -1: pinhole
         self.lenses: list[tuple[float, float, float, float, Distortion]] = []
@@ -140,7 +139,7 @@ class CameraTable:
             if size not in border:
                 border[size] = [lens_normalized(*key[:4], border_pixels(c.width, c.height), c.distortion)[1], 0]
             border[size][1] += 1
-        self._build_tables()
+        self.build_tables([])  # none until the caller names the images it will draw pixel centres from
         self.outside_domain = 0  # rays made so far whose pixel lay outside its lens model's domain
         affected = [(n, k) for n, k in border.values() if n]
         self._warned = bool(affected)  # warn once: here, or at the first batch that meets such a pixel
@@ -151,13 +150,14 @@ class CameraTable:
     def _lens_directions(self, image_ids: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
                          d_cam: torch.Tensor) -> torch.Tensor:
         """d_cam with the x, y of pixels of distorted images replaced by their undistorted coordinates."""
-        lens = self.lens_of_image[image_ids.cpu().numpy()]
+        ids = image_ids.cpu().numpy()
+        lens = self.lens_of_image[ids]
         todo = lens >= 0
         if not todo.any():
             return d_cam
         uv = torch.stack([u, v], dim=-1).detach().cpu().numpy().astype(np.float64)  # [B, 2]
         xy = d_cam[:, :2].detach().cpu().numpy().astype(np.float64)
-        n_bad, rest = self._from_tables(image_ids.cpu().numpy(), uv, xy, todo)
+        n_bad, rest = self._from_tables(ids, uv, xy, todo)
         for k in np.unique(lens[rest]):  # no table, or not a pixel centre: through the lens model
             rows = rest & (lens == k)
             xy[rows], bad = lens_normalized(*self.lenses[k][:4], uv[rows], self.lenses[k][4])
@@ -166,20 +166,22 @@ class CameraTable:
             self.outside_domain += n_bad
             if not self._warned:
                 self._warned = True
-                n_images = len(np.unique(image_ids.cpu().numpy()[todo]))
+                n_images = len(np.unique(ids[todo]))
                 warnings.warn(outside_domain_message(n_bad, n_images, "ray pixels of a batch"), RuntimeWarning,
                               stacklevel=3)
         d_cam = d_cam.clone()
         d_cam[:, :2] = torch.from_numpy(xy).to(device=d_cam.device, dtype=d_cam.dtype)
         return d_cam
 
-    def _build_tables(self) -> None:
-        """Per image, the offset of its lens's pixel-centre table in the flat table_xy / table_bad (-1: none),
-        as many (lens, size) tables as fit in LENS_TABLE_MB."""
+    def build_tables(self, image_ids) -> None:
+        """Pixel-centre tables for the distorted images among image_ids (the ones batches draw from): per image,
+        the offset of its lens's table in the flat table_xy / table_bad (-1: none), as many (lens, size) tables
+        as fit in LENS_TABLE_MB."""
         self.table_offset = np.full(len(self.lens_of_image), -1, dtype=np.int64)
         built: dict[tuple, int] = {}
         parts_xy, parts_bad, total = [], [], 0
-        for i, k in enumerate(self.lens_of_image):
+        for i in image_ids:
+            k = self.lens_of_image[i]
             if k < 0:
                 continue
             key = (int(k), *map(int, self.sizes[i]))
@@ -230,6 +232,7 @@ class RayBatcher:
                  batch_size: int, world_size: int = 1, seed: int = 0):
         self.cache, self.table = cache, CameraTable(cameras, normalization)
         self.train_ids = np.asarray(train_ids, dtype=np.int64)
+        self.table.build_tables(self.train_ids)
         sizes = np.asarray([cameras[i].width * cameras[i].height for i in train_ids], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(sizes)])  # [n_train + 1]
         self.n_pixels = int(self.starts[-1])
@@ -248,7 +251,7 @@ class RayBatcher:
         k = np.searchsorted(self.starts, pix, side="right") - 1  # which training image
         image_ids = self.train_ids[k]
         local = pix - self.starts[k]
-        widths = self.table.widths.numpy()[image_ids]
+        widths = self.table.sizes[image_ids, 0]
         flat = self.cache.offsets[image_ids] + local  # index into the flat pixel array
         order = np.argsort(flat)  # memmap reads in file order are faster
         rgb = np.empty((len(flat), 3), dtype=np.uint8)
