@@ -467,3 +467,17 @@ def test_pixel_centre_tables_give_the_lens_models_rays(monkeypatch):
                           cams[int(ids[0])].distortion)
     if int(ids[0]) % 4 != 0:  # (the folding lens gives the pinhole direction outside its domain)
         np.testing.assert_allclose(d_off[0].numpy(), d[0], atol=1e-6)
+
+
+def test_pixel_centre_tables_are_built_only_where_they_pay_off():
+    from nerfw.training.ray_batches import TABLE_PIXELS_PER_LENS, tables_pay_off
+
+    assert tables_pay_off(80, 80 * 240 * 180)  # a collection: every image its own lens
+    assert not tables_pay_off(1, 1920 * 1080)  # one lens on big frames: one Newton call a batch is cheaper
+    assert not tables_pay_off(2000, 2000 * 200_000)  # 6.8 GB: over LENS_TABLE_MB
+    lens = Distortion("opencv", [0.05])
+    big = [CameraView(f"im{i}.png", None, "train", 1920, 1080, 1500.0, 1500.0, 960.0, 540.0, np.eye(4), 0.1, 10.0,
+                      distortion=lens) for i in range(3)]
+    table = CameraTable(big, Normalization(np.zeros(3), 1.0))
+    table.build_tables(range(3))
+    assert np.all(table.table_offset == -1) and 1920 * 1080 > TABLE_PIXELS_PER_LENS

@@ -87,11 +87,21 @@ def lens_normalized_mask(fx: float, fy: float, cx: float, cy: float, uv: np.ndar
 
 
 # Undistorted coordinates of every pixel centre of the training images, per (lens, image size), are computed once
-# when they fit in this many MB (17 bytes a pixel; about 1 s per million pixels): training rays go through pixel
+# when all fit in this many MB (17 bytes a pixel; about 1 s per million pixels): training rays go through pixel
 # centres, so a batch then reads them instead of running the lens model's Newton iterations. On the collection
 # preset (80 images, each its own focal length and distortion) the per-batch undistortion took 90-140 ms of a
 # 512-ray batch on 2 CPU cores and the table reads take ~1 ms; the tables of all 80 images take 3.4 s and 50 MB.
 LENS_TABLE_MB = 256.0
+# Tables are built only when they pay back within about 200 steps: building costs ~1 us a pixel, and each lens a
+# batch meets costs one Newton call, ~1.2 ms (both measured on the 2-core CPU). One lens on 1920x1080 images (the
+# fox at full size) would take 7.6 s to save 2.7 ms a step, so it keeps the per-batch call.
+TABLE_PIXELS_PER_LENS = 240_000
+
+
+def tables_pay_off(n_lenses: int, n_pixels: int) -> bool:
+    """Whether pixel-centre tables of n_lenses (lens, image size) pairs holding n_pixels in all are worth building:
+    within LENS_TABLE_MB and at most TABLE_PIXELS_PER_LENS pixels a lens."""
+    return 17 * n_pixels <= LENS_TABLE_MB * 2**20 and n_pixels <= TABLE_PIXELS_PER_LENS * n_lenses
 
 
 def pixel_centre_table(lens: tuple, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,25 +185,21 @@ class CameraTable:
 
     def build_tables(self, image_ids) -> None:
         """Pixel-centre tables for the distorted images among image_ids (the ones batches draw from): per image,
-        the offset of its lens's table in the flat table_xy / table_bad (-1: none), as many (lens, size) tables
-        as fit in LENS_TABLE_MB."""
+        the offset of its lens's table in the flat table_xy / table_bad (-1: none). All of them, or none when they
+        would not pay back soon (tables_pay_off)."""
         self.table_offset = np.full(len(self.lens_of_image), -1, dtype=np.int64)
-        built: dict[tuple, int] = {}
-        parts_xy, parts_bad, total = [], [], 0
-        for i in image_ids:
-            k = self.lens_of_image[i]
-            if k < 0:
-                continue
-            key = (int(k), *map(int, self.sizes[i]))
-            if key not in built and 17 * (total + key[1] * key[2]) <= LENS_TABLE_MB * 2**20:
-                xy, bad = pixel_centre_table(self.lenses[k], key[1], key[2])
-                built[key] = total
-                parts_xy.append(xy)
-                parts_bad.append(bad)
-                total += len(bad)
-            self.table_offset[i] = built.get(key, -1)
-        self.table_xy = np.concatenate(parts_xy) if parts_xy else np.zeros((0, 2))
-        self.table_bad = np.concatenate(parts_bad) if parts_bad else np.zeros(0, dtype=bool)
+        self.table_xy, self.table_bad = np.zeros((0, 2)), np.zeros(0, dtype=bool)
+        keys = {i: (int(self.lens_of_image[i]), *map(int, self.sizes[i])) for i in image_ids
+                if self.lens_of_image[i] >= 0}  # image -> (lens, width, height)
+        unique = list(dict.fromkeys(keys.values()))
+        if not unique or not tables_pay_off(len(unique), sum(w * h for _, w, h in unique)):
+            return
+        starts = dict(zip(unique, np.cumsum([0] + [w * h for _, w, h in unique])))
+        for i, key in keys.items():
+            self.table_offset[i] = starts[key]
+        parts = [pixel_centre_table(self.lenses[k], w, h) for k, w, h in unique]
+        self.table_xy = np.concatenate([xy for xy, _ in parts])
+        self.table_bad = np.concatenate([bad for _, bad in parts])
 
     def _from_tables(self, ids: np.ndarray, uv: np.ndarray, xy: np.ndarray, todo: np.ndarray):
         """Fill xy for the rows of ``todo`` whose image has a table and whose pixel is a pixel centre; returns
