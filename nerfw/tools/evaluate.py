@@ -191,18 +191,19 @@ def resolve_fit_method(model, camera, method: str, max_cache_mb: float = MAX_CAC
     return "cached" if size is not None and size <= max_cache_mb * 2**20 else "full"
 
 
+def pixel_columns(camera) -> torch.Tensor:
+    """Column index of every pixel of the camera's image, row-major: [W H]."""
+    return torch.arange(camera.width * camera.height) % camera.width
+
+
 def left_part(camera) -> torch.Tensor:
     """Pixel indices (row-major) of the columns [0, W - W//2) on which the appearance is fitted."""
-    W, H = camera.width, camera.height
-    cols = torch.arange(W * H) % W
-    return torch.nonzero(cols < W - W // 2).squeeze(-1)
+    return torch.nonzero(pixel_columns(camera) < camera.width - camera.width // 2).squeeze(-1)
 
 
 def scored_part(camera) -> torch.Tensor:
     """Pixel indices (row-major) of the columns [W//2, W) on which the NeRF-W protocol scores."""
-    W, H = camera.width, camera.height
-    cols = torch.arange(W * H) % W
-    return torch.nonzero(cols >= W // 2).squeeze(-1)
+    return torch.nonzero(pixel_columns(camera) >= camera.width // 2).squeeze(-1)
 
 
 def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, init: torch.Tensor,
