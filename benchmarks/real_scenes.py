@@ -27,7 +27,8 @@ import numpy as np
 
 from common import REPO, format_table, log, machine_line, machine, work_dir, write_result  # noqa: F401
 
-TARGETS_DB = {"fox": 25.0, "fern": 24.0, "landmark": 22.0, "landmark_llff": 22.0, "flight": 27.0}
+TARGETS_DB = {"fox": 25.0, "fern": 24.0, "landmark": 22.0, "landmark_llff": 22.0, "landmark_llff_noimages": 22.0,
+              "landmark_llff_nopoints": 22.0, "flight": 27.0}
 
 
 def scene_specs(realdata: Path, landmark_root: Path, flight_root: Path) -> dict[str, dict]:
@@ -42,6 +43,9 @@ def scene_specs(realdata: Path, landmark_root: Path, flight_root: Path) -> dict[
         # the same collection as LLFF's imgs2poses ships it: poses_bounds.npy with the COLMAP model beside it
         "landmark_llff": {"data": landmark_root.parent / "landmark_llff", "scene": "SynthLandmark",
                           "args": ["--img_downscale", "1"]},
+        # the same LLFF copy without the model's image list (points checked by projection), and without points
+        **{name: {"data": landmark_root.parent / name, "scene": "SynthLandmark", "args": ["--img_downscale", "1"]}
+           for name in LLFF_VARIANTS},
         # a drone video as instant-ngp ships it (480x270 = 1280x720 / 2.67, the size `--img_downscale 3` gives)
         "flight": {"data": flight_root, "scene": "SynthFlight", "args": ["--img_downscale", "1"]},
     }
@@ -125,6 +129,31 @@ def ensure_llff_copy(src: Path, scene: str) -> Path:
     return dst
 
 
+LLFF_VARIANTS = {  # name -> the model files kept beside poses_bounds.npy
+    "landmark_llff_noimages": ("cameras.txt", "points3D.txt"),  # the internet collection's shape: no image list
+    "landmark_llff_nopoints": ("cameras.txt",),  # lenses only: framed without any sparse points
+}
+
+
+def ensure_llff_variant(llff: Path, scene: str, name: str) -> Path:
+    """The LLFF copy of the collection with only some of its COLMAP model's files (LLFF_VARIANTS)."""
+    dst = llff.parent / name
+    marker = dst / f".{scene}.done"
+    if marker.is_file():
+        return dst
+    sparse = dst / scene / "sparse" / "0"
+    sparse.mkdir(parents=True, exist_ok=True)
+    for rel in ("images", "poses_bounds.npy"):
+        if not (dst / scene / rel).exists():
+            (dst / scene / rel).symlink_to((llff / scene / rel).resolve())
+    for file in LLFF_VARIANTS[name]:
+        (sparse / file).write_bytes((llff / scene / "sparse" / "0" / file).read_bytes())
+    if not (dst / f"{scene}.groundtruth").exists():
+        (dst / f"{scene}.groundtruth").symlink_to((llff / f"{scene}.groundtruth").resolve())
+    marker.write_text("done\n")
+    return dst
+
+
 def landmark_cells(run_dir: Path, data_root: Path) -> float | None:
     """Cells of the finest plane spanned by the landmark box's longest side, in the run's model frame."""
     from nerfw.tools.run_io import load_run
@@ -175,7 +204,7 @@ def run_scene(name: str, spec: dict, minutes: float, steps: int, run_root: Path,
     if gt:
         result["static_vs_clean_psnr"] = gt.get("static_vs_clean_psnr")
         result["transient_mask_iou"] = gt.get("transient_mask_iou")
-    if name in ("landmark", "landmark_llff"):
+    if name.startswith("landmark") and name != "landmark_turned":
         result["landmark_cells"] = landmark_cells(run_dir, spec["data"])
     return result
 
@@ -196,14 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [s for s in args.scenes.split(",") if s]
     specs = scene_specs(Path(args.realdata),
                         ensure_preset("collection", "SynthLandmark")
-                        if {"landmark", "landmark_turned", "landmark_llff"} & set(wanted) else Path("-"),
+                        if any(w.startswith("landmark") for w in wanted) else Path("-"),
                         ensure_preset("flight", "SynthFlight") if "flight" in wanted else Path("-"))
     run_root = work_dir() / "runs" / f"real_scenes{('_' + args.tag) if args.tag else ''}"
     figures = {}
     if "landmark_turned" in wanted:
         ensure_turned_copy(ensure_preset("collection", "SynthLandmark"), "SynthLandmark")
-    if "landmark_llff" in wanted:
-        ensure_llff_copy(ensure_preset("collection", "SynthLandmark"), "SynthLandmark")
+    if any(w.startswith("landmark_llff") for w in wanted):
+        llff = ensure_llff_copy(ensure_preset("collection", "SynthLandmark"), "SynthLandmark")
+        for variant in set(wanted) & set(LLFF_VARIANTS):
+            ensure_llff_variant(llff, "SynthLandmark", variant)
     for name in wanted:
         if name not in specs:
             parser.error(f"unknown scene {name!r}; choose from {', '.join(specs)}")

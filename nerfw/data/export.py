@@ -1,4 +1,12 @@
-"""`nerfw export --format transforms`: write any scene's cameras as a nerfstudio transforms.json.
+"""`nerfw export`: write any scene nerfw reads in another layout users' tools expect.
+
+``--format transforms`` (a .json file): nerfstudio / instant-ngp transforms.json, and the sparse points as the PLY it
+names by ``ply_file_path`` (as ns-process-data writes sparse_pc.ply). ``--format llff`` (a folder):
+poses_bounds.npy as LLFF's imgs2poses writes it (rows in image-name order, the COLMAP model's world), the images
+linked as images/NNNNN_<name>, and the lenses and points as a COLMAP text model in sparse/0 (cameras.txt,
+points3D.txt; no images.txt, as many LLFF captures ship). ``--format colmap`` (a folder): the images linked
+as for llff and a complete COLMAP text model in sparse/0 (points without tracks). One capture written in
+every format must train the same (tests/test_format_invariance.py).
 
 Poses go out with OpenGL axes (conventions.T_world_cam_to_opengl) in the dataset's own frame and units;
 every frame carries fl_x, fl_y, cx, cy, w, h of the image file it points at, near and far (extra keys other
@@ -18,6 +26,8 @@ import argparse
 import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from nerfw.data.cli import add_dataset_args, load_from_args
 from nerfw.data.conventions import Distortion, T_world_cam_to_opengl
@@ -67,15 +77,118 @@ def to_transforms(scene: SceneData, out_dir: Path, absolute: bool = False) -> di
         splits.setdefault(c.split, []).append(path)
     meta = {"camera_model": top_model, "nerfw_source_format": scene.format, "nerfw_axes": "opengl",
             "frames": frames}
+    if scene.points is not None and len(scene.points):
+        meta["ply_file_path"] = POINTS_PLY
     meta.update({f"{s}_filenames": names for s, names in splits.items() if names and s in ("train", "val", "test")})
     return meta
+
+
+POINTS_PLY = "sparse_pc.ply"  # beside transforms.json, as nerfstudio's ns-process-data names it
+
+
+def write_points_ply(path: Path, points: np.ndarray, colors: np.ndarray | None) -> None:
+    """The sparse points as a binary PLY of vertices (x, y, z and red, green, blue)."""
+    from plyfile import PlyData, PlyElement
+
+    fields = [("x", "f8"), ("y", "f8"), ("z", "f8"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vertex = np.empty(len(points), dtype=fields)
+    for k, axis in enumerate("xyz"):
+        vertex[axis] = points[:, k]
+    rgb = np.full((len(points), 3), 128, np.uint8) if colors is None else np.asarray(colors, np.uint8)
+    for k, channel in enumerate(("red", "green", "blue")):
+        vertex[channel] = rgb[:, k]
+    PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(path))
 
 
 def write_transforms(scene: SceneData, out: Path, absolute: bool = False) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(to_transforms(scene, out.parent, absolute), indent=1))
+    meta = to_transforms(scene, out.parent, absolute)
+    if "ply_file_path" in meta:
+        write_points_ply(out.parent / POINTS_PLY, scene.points, scene.point_colors)
+    out.write_text(json.dumps(meta, indent=1))
     return out
+
+
+def colmap_camera(c: CameraView) -> tuple[str, list[float]]:
+    """(COLMAP model name, params) of a view's camera at its image file's size (ConfigError for a VisualSfM lens,
+    which COLMAP has no model for)."""
+    k = _intrinsics_of_file(c)
+    f = [k["fl_x"], k["fl_y"], k["cx"], k["cy"]]
+    d = c.distortion
+    if d is None or d.is_identity:
+        return "PINHOLE", f
+    if d.model == "fisheye":
+        return "OPENCV_FISHEYE", f + list(d.coeffs)
+    if d.model == "opencv":
+        return ("OPENCV", f + list(d.coeffs[:4])) if not any(d.coeffs[4:]) else ("FULL_OPENCV", f + list(d.coeffs))
+    raise ConfigError(f"{c.name}: a VisualSfM (nvm) lens has no COLMAP camera model; undistort the images first")
+
+
+def _link_images(scene: SceneData, folder: Path) -> list[str]:
+    """images/NNNNN_<file name> links to the scene's images, numbered in the scene's order (so sorting the names,
+    as LLFF's rows and COLMAP's readers do, keeps it). Returns the names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, c in enumerate(scene.cameras):
+        name = f"{i:05d}_{Path(c.image_path).name}"
+        link = folder / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(c.image_path).resolve())
+        names.append(name)
+    return names
+
+
+def _colmap_points(scene: SceneData) -> list[tuple]:
+    if scene.points is None:
+        return []
+    colors = scene.point_colors if scene.point_colors is not None else np.full((len(scene.points), 3), 128)
+    return [(i + 1, X, rgb, 0.0, []) for i, (X, rgb) in enumerate(zip(scene.points, colors))]
+
+
+def write_colmap(scene: SceneData, out_dir: Path, with_images_list: bool = True) -> Path:
+    """out_dir/images (links) and a COLMAP text model in out_dir/sparse/0 (one camera per image)."""
+    from nerfw.synthetic.writers import write_colmap_text
+
+    out_dir = Path(out_dir)
+    names = _link_images(scene, out_dir / "images")
+    cameras = []
+    for i, c in enumerate(scene.cameras):
+        model, params = colmap_camera(c)
+        cameras.append((i + 1, model, *image_size(c.image_path), params))
+    images = [(i + 1, c.T_world_cam, i + 1, name, np.zeros((0, 2)), np.zeros(0, np.int64))
+              for i, (c, name) in enumerate(zip(scene.cameras, names))]
+    model = out_dir / "sparse" / "0"
+    write_colmap_text(model, cameras, images, _colmap_points(scene))
+    if not with_images_list:
+        (model / "images.txt").unlink()
+    return out_dir
+
+
+def write_llff(scene: SceneData, out_dir: Path) -> Path:
+    """poses_bounds.npy (each row: the pose, the image file's H, W and focal, near, far) + images + sparse/0."""
+    from nerfw.data.conventions import T_world_cam_to_llff
+
+    out_dir = Path(out_dir)
+    write_colmap(scene, out_dir, with_images_list=False)
+    rows = []
+    for c in scene.cameras:
+        k = _intrinsics_of_file(c)
+        pose = T_world_cam_to_llff(c.T_world_cam, k["h"], k["w"], k["fl_x"])
+        rows.append(np.concatenate([pose.ravel(), [c.near, c.far]]))
+    np.save(out_dir / "poses_bounds.npy", np.stack(rows))
+    return out_dir
+
+
+def llff_notes(scene: SceneData) -> list[str]:
+    """What poses_bounds.npy cannot hold: fx != fy and off-centre principal points."""
+    off = [c.name for c in scene.cameras
+           if abs(c.fx / c.fy - 1) > 1e-6 or abs(c.cx - c.width / 2) > 0.5 or abs(c.cy - c.height / 2) > 0.5]
+    if not off:
+        return []
+    return [f"{len(off)} camera(s) have fx != fy or an off-centre principal point, which LLFF rows cannot hold "
+            f"(written with fx and the image centre; e.g. {off[0]})"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,9 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog="nerfw export", description="Export a dataset's cameras (for nerfstudio / instant-ngp).")
     add_dataset_args(parser)
-    parser.add_argument("--format", default="transforms", choices=("transforms",),
-                        help="output format: transforms = nerfstudio / instant-ngp transforms.json (OpenGL axes)")
-    parser.add_argument("--out", required=True, help="output file, e.g. transforms.json")
+    parser.add_argument("--format", default="transforms", choices=("transforms", "llff", "colmap"),
+                        help="output format: transforms = nerfstudio / instant-ngp transforms.json (OpenGL axes) and "
+                             "the sparse points as sparse_pc.ply; llff = a folder with poses_bounds.npy, images/ "
+                             "(links) and the lenses and points in sparse/0; colmap = a folder with images/ (links) "
+                             "and a COLMAP text model in sparse/0")
+    parser.add_argument("--out", required=True, help="output: a .json file for transforms, a folder for llff and "
+                                                     "colmap")
     add_switch(parser, "--absolute_paths", "write absolute image paths (default: relative to the output file, "
                                            "so the file can move with the images)")
     return parser
@@ -93,13 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.out.endswith(".json"):
+    if args.format == "transforms" and not args.out.endswith(".json"):
         raise ConfigError(f"--out {args.out}: expected a .json file name")
+    if args.format != "transforms" and Path(args.out).is_file():
+        raise ConfigError(f"--out {args.out}: expected a folder for --format {args.format}")
     scene = load_from_args(args)
-    path = write_transforms(scene, Path(args.out), args.absolute_paths)
-    print(f"wrote {len(scene.cameras)} cameras ({scene.format}) to {path}")
-    only_nerfw = sum(1 for c in scene.cameras if lens_keys(c.distortion)[0] == "")
-    if only_nerfw:
-        print(f"note: {only_nerfw} camera(s) have a lens model nerfstudio cannot express (rational OpenCV or "
-              "VisualSfM radial); it is written as nerfw_distortion only, which other tools ignore")
+    if args.format == "llff":
+        path = write_llff(scene, Path(args.out))
+        notes = llff_notes(scene)
+    elif args.format == "colmap":
+        path, notes = write_colmap(scene, Path(args.out)), []
+    else:
+        path = write_transforms(scene, Path(args.out), args.absolute_paths)
+        only_nerfw = sum(1 for c in scene.cameras if lens_keys(c.distortion)[0] == "")
+        notes = [f"{only_nerfw} camera(s) have a lens model nerfstudio cannot express (rational OpenCV or VisualSfM "
+                 "radial); it is written as nerfw_distortion only, which other tools ignore"] if only_nerfw else []
+    points = 0 if scene.points is None else len(scene.points)
+    print(f"wrote {len(scene.cameras)} cameras and {points} sparse points ({scene.format}) to {path}")
+    for note in notes:
+        print(f"note: {note}")
     return 0

@@ -36,6 +36,7 @@ MIN_POINTS = 50  # fewer sparse points than this say little about where the cont
 QUANTILE = 0.9  # the content ball holds this share of the content points
 MIN_AXIS_SPREAD = 0.02  # smallest eigenvalue of mean(I - d d^T) for converging axes (about 8 deg of spread)
 CAMERA_QUANTILE = 0.5  # the content ball is widened until it holds this share of the training cameras
+CLOSE_CAMERAS = 3.5  # cameras within this many content radii are held inside the ball (see `widen`)
 
 
 @dataclass
@@ -44,6 +45,11 @@ class Framing:
     radius: float  # dataset units: this ball becomes the model frame's unit ball
     method: str  # what decided it (one of METHODS, or "scene_box")
     reason: str  # one line for logs and `nerfw inspect`
+    content_radius: float = 0.0  # the content's own ball before any widening (0: the radius itself)
+
+    def __post_init__(self):
+        if not self.content_radius:
+            self.content_radius = float(self.radius)
 
     def describe(self) -> str:
         c = ", ".join(f"{v:.4g}" for v in self.center)
@@ -51,7 +57,7 @@ class Framing:
 
     def to_dict(self) -> dict:
         return {"center": [float(v) for v in self.center], "radius": float(self.radius), "method": self.method,
-                "reason": self.reason}
+                "reason": self.reason, "content_radius": float(self.content_radius)}
 
 
 def join_scene_box_arg(argv: list[str]) -> list[str]:
@@ -153,7 +159,8 @@ def widen_to_cameras(framing: Framing, train, quantile: float = CAMERA_QUANTILE)
     if reach <= framing.radius:
         return framing
     return Framing(framing.center, reach, framing.method,
-                   f"{framing.reason}; widened from {framing.radius:.4g} to hold the median camera ({reach:.4g})")
+                   f"{framing.reason}; widened from {framing.radius:.4g} to hold the median camera ({reach:.4g})",
+                   framing.content_radius)
 
 
 def pixel_footprint(train, center: np.ndarray) -> float:
@@ -161,25 +168,52 @@ def pixel_footprint(train, center: np.ndarray) -> float:
     return float(np.median([np.linalg.norm(c.center - center) / max(c.fx, c.fy) for c in train]))
 
 
-def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float = CAMERA_QUANTILE) -> Framing:
-    """The sparse points' ball widened while the finest grid cell stays within one pixel at the content, up to
-    the median camera (:func:`widen_to_cameras`).
+def detail_radius(train, center: np.ndarray, grid_max_res: int) -> float:
+    """The ball radius at which a cell of the finest plane covers what a pixel covers at ``center``: the planes
+    span the contracted cube [-2, 2]^3 of the model frame with grid_max_res cells per side."""
+    return pixel_footprint(train, center) * grid_max_res / 4.0
 
-    SfM points lie on what was matched, usually the landmark; its surroundings (the square it stands on, the
-    ground in front of a close camera) lie outside their ball, in the contracted shell, where they are coarse and
-    cheap to fake with floaters. Where the planes resolve the landmark finer than the photos do, that spare
-    resolution is spent on the surroundings instead. Measured on the collection preset (docs/benchmarks.md):
-    the points' ball (radius 0.92, 0.47 pixels per cell) left the plaza in the shell and blurred it in close
-    views."""
-    cell_per_radius = 4.0 / grid_max_res  # the planes span [-2, 2]^3 of the model frame
-    detail_radius = pixel_footprint(train, framing.center) / cell_per_radius
+
+def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float = CAMERA_QUANTILE) -> Framing:
+    """The content ball widened while the finest grid cell stays within one pixel at the content, up to the median
+    camera.
+
+    Content estimates are tight: sparse points lie on what was matched, usually the landmark, and the focus / frustum
+    rules see what one view holds. The landmark's surroundings (the square it stands on, the ground in front of a
+    close camera) then lie in the contracted shell, where they are coarse and cheap to fake with floaters. Where the
+    planes resolve the landmark finer than the photos do, that spare resolution is spent on the surroundings
+    instead. Measured on the collection preset (docs/benchmarks.md): the points' ball (radius 0.92, 0.47 pixels per
+    cell) left the plaza in the shell and blurred it in close views; widened to 1.97 it did not."""
     reach = camera_reach(train, framing.center, quantile)
-    radius = min(detail_radius, reach)
+    radius = min(detail_radius(train, framing.center, grid_max_res), reach)
     if radius <= framing.radius:
         return framing
     return Framing(framing.center, radius, framing.method,
                    f"{framing.reason}; widened from {framing.radius:.4g} to {radius:.4g}, where the finest grid cell "
-                   f"{'matches a pixel at the content' if radius < reach else 'reaches the median camera'}")
+                   f"{'matches a pixel at the content' if radius < reach else 'reaches the median camera'}",
+                   framing.content_radius)
+
+
+def widen(framing: Framing, train, grid_max_res: int) -> Framing:
+    """The content ball widened for training, the same rule for every content estimate (points, focus, frustum).
+
+    * Cameras close to the content (the median camera within CLOSE_CAMERAS content radii: object captures, rooms,
+      orbits, drone flights): the ball holds the median camera (:func:`widen_to_cameras`), so that no stretch in
+      front of a camera lies in the coarse contracted shell. This costs the content at most CLOSE_CAMERAS times
+      its resolution.
+    * Cameras far from it (photo collections of a landmark, zoomed views): holding them would shrink the landmark
+      to a few cells (a ball 6 times the statue of an internet collection trained to fog, docs/benchmarks.md);
+      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`).
+
+    The threshold sits between the measured cases (docs/benchmarks.md, "Framing"): held, the fox (cameras 2.5
+    content radii out by its focus) gains 4.9 dB at 800 steps, the drone flight (2.2) and beer framed by its focus
+    (3.1) train well; the collection preset framed by its points (4.1) lost 0.13 dB when held (20.14 vs 20.27 dB at
+    1,500 steps), and the internet collection framed by its focus (6.2) lost its statue. For the focus rule the
+    ratio is 1 / tan(half the view): wide lenses hold their cameras, long ones keep the detail."""
+    reach = camera_reach(train, framing.center)
+    if reach <= CLOSE_CAMERAS * framing.radius:
+        return widen_to_cameras(framing, train)
+    return widen_to_detail(framing, train, grid_max_res)
 
 
 def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None,
@@ -198,7 +232,7 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
         if n_points == 0:
             raise ConfigError("--framing points: the dataset has no sparse points")
         center, radius = robust_ball(points)
-        return widen_to_detail(Framing(
+        return widen(Framing(
             center, radius, "points",
             f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median"), train,
             grid_max_res)
@@ -210,17 +244,18 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
             raise ConfigError("--framing focus: the training cameras' optical axes are parallel")
         distances = np.array([np.linalg.norm(c.center - focus) for c in train])
         radius = float(np.median(distances * np.array([half_fov_tangent(c) for c in train])))
-        return widen_to_cameras(Framing(
+        return widen(Framing(
             focus, max(radius, 1e-6), "focus",
             f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) at median "
-            f"distance {np.median(distances):.4g}; radius = half the view there"), train)
+            f"distance {np.median(distances):.4g}; radius = half the view there"), train, grid_max_res)
     pts = frustum_points(train)
     if len(pts) == 0:
         return cameras_framing(train)
     center, radius = robust_ball(pts)
-    return widen_to_cameras(Framing(
+    return widen(Framing(
         center, radius, "frustum",
-        f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)"), train)
+        f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)"), train,
+        grid_max_res)
 
 
 def detail_note(train, center: np.ndarray, radius: float, grid_max_res: int) -> str:

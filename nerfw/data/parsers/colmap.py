@@ -259,6 +259,27 @@ def _model_files(folder: Path) -> dict[str, Path] | None:
     return None
 
 
+def read_partial_model(folder: Path) -> tuple[dict[int, ColmapCamera], dict[int, ColmapImage] | None,
+                                               np.ndarray | None, np.ndarray | None]:
+    """What a possibly incomplete model folder holds: (cameras, images or None, points [M, 3] or None, colours
+    [M, 3] uint8 or None). Tools that ship poses elsewhere (LLFF's poses_bounds.npy) often keep only
+    cameras.bin and points3D.bin beside them; each file is read in the format it has (.bin preferred)."""
+    def first(name: str) -> Path | None:
+        return next((folder / f"{name}{ext}" for ext in (".bin", ".txt") if (folder / f"{name}{ext}").is_file()), None)
+
+    cam_file, img_file, pts_file = first("cameras"), first("images"), first("points3D")
+    if cam_file is None:
+        raise DatasetError(folder, "expected cameras.bin or cameras.txt (a COLMAP model)")
+    cams = (read_cameras_bin if cam_file.suffix == ".bin" else read_cameras_txt)(cam_file)
+    images = None
+    if img_file is not None:
+        images = (read_images_bin if img_file.suffix == ".bin" else read_images_txt)(img_file)
+    points = colors = None
+    if pts_file is not None:
+        _, points, colors = (read_points3d_bin if pts_file.suffix == ".bin" else read_points3d_txt)(pts_file)
+    return cams, images, points, colors
+
+
 def find_model_dir(root: Path) -> Path | None:
     """The COLMAP model folder under root (preferred locations first, then the shallowest found)."""
     for rel in PREFERRED_MODEL_DIRS:
