@@ -184,3 +184,29 @@ def test_detail_note_compares_the_finest_cell_with_a_pixel_at_the_content():
     assert "--grid_max_res" not in note
     coarse = detail_note(cams, np.zeros(3), 38.4, 512)  # 3 pixels per cell: the log says what to do
     assert ": 3 pixels per cell" in coarse and "--grid_max_res 1024 keeps more detail" in coarse
+
+
+def test_content_report_counts_cells_and_pixels_and_warns_when_cells_are_coarser():
+    """Cameras 10 units away, fx 100: a pixel covers 0.1 at the content. A content ball of radius 1 spans 20
+    pixels; framed alone at 512 cells it spans 2 / (4 / 512) = 256 cells; widened to 40 it spans 6.4 cells."""
+    from nerfw.data.framing import Framing, content_report
+
+    cams = [view(look_at(np.array([10.0 * np.cos(a), 10.0 * np.sin(a), 0.0]), np.zeros(3))) for a in (0.0, 1.0, 2.0)]
+    line, warning = content_report(cams, Framing(np.zeros(3), 1.0, "points", "test"), 512)
+    assert "= 256 cells of the finest grid" in line and "and 20 pixels" in line and warning is None
+    widened = Framing(np.zeros(3), 40.0, "focus", "test", content_radius=1.0)
+    line, warning = content_report(cams, widened, 512)
+    assert "= 6 cells" in line and "20 pixels" in line
+    assert warning.startswith("warning: the content spans fewer grid cells (6) than its photos have pixels across it "
+                              "(20)") and "widened 40x" in warning and "--scene_box" in warning
+
+
+def test_training_log_reports_the_content_in_cells(tiny_cambridge, tmp_path):
+    from conftest import train_argv
+
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import train
+
+    run = train(parse_config(train_argv(tiny_cambridge, tmp_path, "report", "--max_steps", "1")))
+    log = (run / "loss_log.txt").read_text()
+    assert "framing: " in log and "content: " in log and " cells of the finest grid (512^3 planes)" in log

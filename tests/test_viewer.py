@@ -96,3 +96,16 @@ def test_busy_port_is_a_one_line_error(tmp_path, capsys):
 def test_bad_port_number(tmp_path, capsys):
     assert main(["view", "--run", str(tmp_path), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_framing_ball_is_three_unit_circles():
+    from nerfw.tools.viewer import ball_segments
+
+    seg = ball_segments(32)
+    assert seg.shape == (96, 2, 3)
+    np.testing.assert_allclose(np.linalg.norm(seg.reshape(-1, 3), axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(seg[:32, :, 2], 0.0, atol=1e-12)  # one circle in each coordinate plane
+    for axis in range(3):
+        assert np.sum(np.all(np.abs(seg[..., axis]) < 1e-12, axis=1)) == 32
+    np.testing.assert_allclose(seg[1:32, 0], seg[:31, 1])  # consecutive segments join into a closed loop
+    np.testing.assert_allclose(seg[31, 1], seg[0, 0], atol=1e-12)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from nerfw.data.framing import METHODS, choose_framing, join_scene_box_arg, parse_scene_box
+from nerfw.data.framing import METHODS, choose_framing, content_report, join_scene_box_arg, parse_scene_box
 from nerfw.data.orientation import ORIENT_METHODS, orient_scene
 from nerfw.data.loader import FORMATS, load_scene
 from nerfw.data.scene import SceneData
@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--framing", default="auto", choices=METHODS,
                         help="how `nerfw train` would find the content ball (see docs/datasets.md, Framing)")
     parser.add_argument("--scene_box", default="", help="x0,y0,z0,x1,y1,z1 (dataset units): content box override")
+    parser.add_argument("--grid_max_res", type=int, default=512,
+                        help="finest plane resolution of the grid field, as `nerfw train`'s: the framing keeps a "
+                             "cell within a pixel at the content, and the report counts the content's cells")
     parser.add_argument("--orient", default="auto", choices=ORIENT_METHODS,
                         help="how `nerfw train` would turn the model frame (auto: z up; see docs/datasets.md, "
                              "Orientation)")
@@ -84,11 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(join_scene_box_arg(sys.argv[1:] if argv is None else argv))
     scene = load_from_args(args)
-    framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box))
+    framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box), args.grid_max_res)
     orientation = orient_scene(scene, framing, args.orient)
+    content, warning = content_report(scene.split("train") or scene.cameras, framing, args.grid_max_res)
     if args.json:
-        print(json.dumps({**scene.to_json(), "framing": framing.to_dict(), "orientation": orientation.to_dict()},
-                         indent=1))
+        print(json.dumps({**scene.to_json(), "framing": {**framing.to_dict(), "content": content,
+                                                          "content_warning": warning},
+                          "orientation": orientation.to_dict()}, indent=1))
     else:
-        print(summary(scene) + "\n" + framing.describe() + "\n" + orientation.describe())
+        print("\n".join([summary(scene), framing.describe(), content, *([warning] if warning else []),
+                         orientation.describe()]))
     return 0

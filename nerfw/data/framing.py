@@ -274,3 +274,28 @@ def detail_note(train, center: np.ndarray, radius: float, grid_max_res: int) -> 
     hint = f" (for a long run or a GPU: --grid_max_res {2 * grid_max_res} keeps more detail)" if ratio > 2 else ""
     return (f"detail: finest grid cell {cell:.3g} dataset units, a pixel covers {pixel:.3g} at the content centre "
             f"(median camera): {ratio:.2g} pixels per cell{hint}")
+
+
+def content_report(train, framing: Framing, grid_max_res: int) -> tuple[str, str | None]:
+    """(one line: the content's extent in finest-grid cells and in its photos' pixels, a warning or None).
+
+    The content is the ball the framing found before widening it (``Framing.content_radius``): the landmark's points,
+    or what a typical view holds around the axes' focus. The warning comes when the content spans fewer cells than
+    its photos have pixels across it: the field then cannot hold the detail the photos show. A ball widened to hold
+    the cameras is the usual cause on a collection framed without points; --scene_box around the landmark is the
+    remedy there, --grid_max_res elsewhere."""
+    across = 2.0 * framing.content_radius
+    cells = across / (4.0 * framing.radius / grid_max_res)
+    pixels = across / max(pixel_footprint(train, framing.center), 1e-12)
+    line = (f"content: {across:.4g} dataset units across = {cells:.0f} cells of the finest grid "
+            f"({grid_max_res}^3 planes) and {pixels:.0f} pixels of the median photo: {pixels / max(cells, 1e-12):.2g} "
+            "pixels per cell")
+    if cells >= pixels:
+        return line, None
+    widened = framing.radius > 1.01 * framing.content_radius
+    cause = (f"the ball was widened {framing.radius / framing.content_radius:.2g}x beyond the content (to hold the "
+             "cameras against floaters, or to a pixel's footprint); --scene_box around the landmark trades that for "
+             "detail; or " if widened else "")
+    return line, (f"warning: the content spans fewer grid cells ({cells:.0f}) than its photos have pixels across it "
+                  f"({pixels:.0f}): detail finer than a cell is lost; {cause}use --grid_max_res {2 * grid_max_res} "
+                  "for a long run or a GPU")

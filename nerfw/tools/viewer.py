@@ -65,6 +65,18 @@ def wxyz_to_rotation(wxyz) -> np.ndarray:
     return Rotation.from_quat([x, y, z, w]).as_matrix()
 
 
+def ball_segments(n: int = 96) -> np.ndarray:
+    """The unit ball of the model frame (the framed content ball, the grid's finest region) as three great circles,
+    line segments [3 * n, 2, 3]."""
+    t = np.linspace(0.0, 2.0 * np.pi, n + 1)
+    circle = np.stack([np.cos(t), np.sin(t), np.zeros_like(t)], axis=1)  # in the xy plane
+    loops = [circle, circle[:, [2, 0, 1]], circle[:, [1, 2, 0]]]  # xy, zx (x -> z), yz
+    return np.concatenate([np.stack([loop[:-1], loop[1:]], axis=1) for loop in loops])
+
+
+BALL_COLOUR = (250, 170, 40)
+
+
 def vertical_fov(camera: CameraView) -> float:
     """Vertical field of view of a dataset camera, radians."""
     return 2.0 * math.atan(0.5 * camera.height / camera.fy)
@@ -198,6 +210,7 @@ class ClientView:
         # building dozens of frustums and thousands of points in software WebGL)
         self.frustums: list = []
         self.points = None
+        self.ball = None  # the framed ball's circles
         self.scene_added = False
         self.inside: int | None = 0  # the camera it looks through (its frustum would cover the view); first: 0
         self.arrived = False  # whether the browser's camera has reported the position of camera `inside`
@@ -424,6 +437,9 @@ class Viewer:
         g["photos"] = gui.add_checkbox("Camera photos", True, hint="each frustum shows its photograph")
         g["points"] = gui.add_checkbox("Show points", self.points is not None, disabled=self.points is None,
                                        hint="the dataset's sparse 3-D points")
+        g["ball"] = gui.add_checkbox("Show framing", True, hint="the framed ball (orange): the region the grid "
+                                                                "resolves finest; beyond it space is contracted "
+                                                                "(see `nerfw inspect` for its size in cells)")
         g["status"] = gui.add_markdown("waiting for the browser's camera ...")
         reset = gui.add_button("Reset view", hint="back to the first training camera")
 
@@ -437,6 +453,7 @@ class Viewer:
         g["cameras"].on_update(lambda _event: self._show_cameras())
         g["photos"].on_update(lambda _event: self._show_photos())
         g["points"].on_update(lambda _event: self._show_points())
+        g["ball"].on_update(lambda _event: self._show_ball())
 
     def info_text(self) -> str:
         run = self.run
@@ -471,6 +488,8 @@ class Viewer:
                 view.points = scene.add_point_cloud("/points", self.points[0], self.points[1],
                                                     point_size=0.06 * self.frustum_scale, point_shape="rounded",
                                                     visible=bool(g["points"].value))
+            view.ball = scene.add_line_segments("/framing", ball_segments(), BALL_COLOUR,
+                                                thickness=0.02 * self.frustum_scale, visible=bool(g["ball"].value))
             for k, (cam, T) in enumerate(self._cameras):
                 handle = scene.add_camera_frustum(
                     f"/cameras/{cam.split}/{k:05d}", fov=vertical_fov(cam), aspect=cam.width / cam.height,
@@ -538,6 +557,11 @@ class Viewer:
                     handle.image = self._thumbnails[k] if on else None
                 except Exception:  # the tab closed meanwhile
                     return
+
+    def _show_ball(self) -> None:
+        for view in list(self.clients.values()):
+            if view.ball is not None:
+                view.ball.visible = bool(self._gui["ball"].value)
 
     def _show_points(self) -> None:
         for view in list(self.clients.values()):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nerfw.data.framing import choose_framing, detail_note, parse_scene_box
+from nerfw.data.framing import choose_framing, content_report, detail_note, parse_scene_box
 from nerfw.data.orientation import orient_scene
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
@@ -165,6 +165,7 @@ def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, lis
     if cfg.model.field == "grid":
         train = scene.split("train") or scene.cameras
         notes.append(detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res))
+        notes += [line for line in content_report(train, framing, cfg.model.grid_max_res) if line]
     return Normalization.from_framing(framing, rotation=orientation.rotation), notes
 
 
