@@ -19,6 +19,9 @@ landmark ends up a handful of cells across. Framing by content looks at what the
              cameras included, inside the unit ball). Best for small bounded rooms with --unbounded False.
 ``auto``     points if the dataset has at least MIN_POINTS of them, else focus if the axes converge, else
              frustum.
+The content ball is then widened (:func:`widen_to_detail` for points, :func:`widen` for focus and frustum): while
+a cell of the finest plane stays within a pixel at the content, or, for focus / frustum with the cameras close to
+the content, to hold the median camera.
 ``--scene_box x0,y0,z0,x1,y1,z1`` (dataset units) overrides all of them: centre = box centre, radius =
 half its diagonal.
 """
@@ -36,7 +39,7 @@ MIN_POINTS = 50  # fewer sparse points than this say little about where the cont
 QUANTILE = 0.9  # the content ball holds this share of the content points
 MIN_AXIS_SPREAD = 0.02  # smallest eigenvalue of mean(I - d d^T) for converging axes (about 8 deg of spread)
 CAMERA_QUANTILE = 0.5  # the content ball is widened until it holds this share of the training cameras
-CLOSE_CAMERAS = 3.5  # cameras within this many content radii are held inside the ball (see `widen`)
+CLOSE_CAMERAS = 3.5  # focus / frustum: cameras within this many content radii are held in the ball (see `widen`)
 
 
 @dataclass
@@ -195,21 +198,22 @@ def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float 
 
 
 def widen(framing: Framing, train, grid_max_res: int) -> Framing:
-    """The content ball widened for training, the same rule for every content estimate (points, focus, frustum).
+    """The ``focus`` / ``frustum`` ball widened for training, by where the cameras stand relative to it.
 
     * Cameras close to the content (the median camera within CLOSE_CAMERAS content radii: object captures, rooms,
       orbits, drone flights): the ball holds the median camera (:func:`widen_to_cameras`), so that no stretch in
       front of a camera lies in the coarse contracted shell. This costs the content at most CLOSE_CAMERAS times
       its resolution.
-    * Cameras far from it (photo collections of a landmark, zoomed views): holding them would shrink the landmark
+    * Cameras far from it (photo collections of a landmark, long lenses): holding them would shrink the landmark
       to a few cells (a ball 6 times the statue of an internet collection trained to fog, docs/benchmarks.md);
-      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`).
+      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`), as the
+      points' ball does.
 
-    The threshold sits between the measured cases (docs/benchmarks.md, "Framing"): held, the fox (cameras 2.5
-    content radii out by its focus) gains 4.9 dB at 800 steps, the drone flight (2.2) and beer framed by its focus
-    (3.1) train well; the collection preset framed by its points (4.1) lost 0.13 dB when held (20.14 vs 20.27 dB at
-    1,500 steps), and the internet collection framed by its focus (6.2) lost its statue. For the focus rule the
-    ratio is 1 / tan(half the view): wide lenses hold their cameras, long ones keep the detail."""
+    For these rules the ratio is 1 / tan(half the view): the content ball is what a typical view holds at the
+    focus. Measured (docs/datasets.md, "Framing"): held, the fox (2.5) gains 4.9 dB at 800 steps, the drone flight
+    (2.2) and beer framed by its focus (3.1) train well; the internet collection framed by its focus (6.2) lost its
+    statue when held. The points' ball is never held to the cameras: it is where the content is, and holding the
+    cameras lost 0.13 dB on the collection preset (radius 3.77 instead of 1.97, 1,500 steps)."""
     reach = camera_reach(train, framing.center)
     if reach <= CLOSE_CAMERAS * framing.radius:
         return widen_to_cameras(framing, train)
@@ -232,7 +236,7 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
         if n_points == 0:
             raise ConfigError("--framing points: the dataset has no sparse points")
         center, radius = robust_ball(points)
-        return widen(Framing(
+        return widen_to_detail(Framing(
             center, radius, "points",
             f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median"), train,
             grid_max_res)
