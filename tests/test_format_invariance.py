@@ -141,3 +141,27 @@ def test_distant_landmark_keeps_detail_resolution_in_every_layout(tmp_path, layo
         pixels = 2.0 / pixel_footprint(train, np.zeros(3))  # ... and in its photos' pixels
         assert cells >= 0.95 * pixels, (layout, framing.describe(), cells, pixels)
         assert np.linalg.norm(framing.center) < 0.5, framing.describe()
+
+
+def test_one_capture_trains_alike_from_colmap_and_from_llff_without_image_list(capture, tmp_path):
+    """The same steps from two layouts of one capture: the same model frame, and test PSNR within 0.5 dB."""
+    import json
+
+    from conftest import TINY_GRID
+
+    from nerfw.tools.evaluate import main as eval_main
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import train
+
+    source = load_scene(capture, img_downscale=1)
+    roots = {"colmap": capture, "llff": write_llff(source, tmp_path / "llff")}
+    scores, frames = {}, {}
+    for name, root in roots.items():
+        run = train(parse_config(["--data_root_dir", str(root), "--root_dir", str(tmp_path / "runs"), "--exp_name",
+                                  name, *TINY_GRID, "--max_steps", "100", "--seed", "5", "--transient_warmup", "0"]))
+        frames[name] = json.loads((run / "normalization.json").read_text()) if (run / "normalization.json").is_file() \
+            else [ln for ln in (run / "loss_log.txt").read_text().splitlines() if ln.startswith("framing:")]
+        eval_main(["--run", str(run), "--threads", "1"])
+        scores[name] = json.loads((run / "eval" / "test" / "metrics.json").read_text())["psnr"]
+    assert frames["colmap"] == frames["llff"]
+    assert abs(scores["colmap"] - scores["llff"]) < 0.5, scores
