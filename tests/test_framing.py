@@ -210,3 +210,10 @@ def test_training_log_reports_the_content_in_cells(tiny_cambridge, tmp_path):
     run = train(parse_config(train_argv(tiny_cambridge, tmp_path, "report", "--max_steps", "1")))
     log = (run / "loss_log.txt").read_text()
     assert "framing: " in log and "content: " in log and " cells of the finest grid (512^3 planes)" in log
+
+
+def test_too_few_points_say_why_they_are_not_used():
+    target = np.array([1.0, 2.0, 0.3])
+    scene = SceneData("colmap", Path("."), orbit(target, 4.0, 16), points=target + np.zeros((12, 3)))
+    framing = choose_framing(scene)
+    assert framing.method == "focus" and "the dataset's 12 sparse points are too few to frame by" in framing.reason

@@ -220,6 +220,35 @@ def widen(framing: Framing, train, grid_max_res: int) -> Framing:
     return widen_to_detail(framing, train, grid_max_res)
 
 
+def points_framing(points: np.ndarray, train, grid_max_res: int) -> Framing:
+    center, radius = robust_ball(points)
+    return widen_to_detail(Framing(
+        center, radius, "points",
+        f"{QUANTILE:.0%} of the {len(points)} sparse points lie within the radius of their median"), train, grid_max_res)
+
+
+def focus_framing(train, focus: np.ndarray, spread: float, in_front: float, grid_max_res: int) -> Framing:
+    if not np.all(np.isfinite(focus)):
+        raise ConfigError("--framing focus: the training cameras' optical axes are parallel")
+    distances = np.array([np.linalg.norm(c.center - focus) for c in train])
+    radius = float(np.median(distances * np.array([half_fov_tangent(c) for c in train])))
+    return widen(Framing(
+        focus, max(radius, 1e-6), "focus",
+        f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) at median "
+        f"distance {np.median(distances):.4g}; radius = half the view there"), train, grid_max_res)
+
+
+def frustum_framing(train, spread: float, grid_max_res: int) -> Framing:
+    pts = frustum_points(train)
+    if len(pts) == 0:
+        return cameras_framing(train)
+    center, radius = robust_ball(pts)
+    return widen(Framing(
+        center, radius, "frustum",
+        f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)"), train,
+        grid_max_res)
+
+
 def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = None,
                    grid_max_res: int = 512) -> Framing:
     """The framing of a scene's training cameras and points (see the module docstring)."""
@@ -235,31 +264,18 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
     if method == "points" or (method == "auto" and n_points >= MIN_POINTS):
         if n_points == 0:
             raise ConfigError("--framing points: the dataset has no sparse points")
-        center, radius = robust_ball(points)
-        return widen_to_detail(Framing(
-            center, radius, "points",
-            f"{QUANTILE:.0%} of the {n_points} sparse points lie within the radius of their median"), train,
-            grid_max_res)
+        return points_framing(points, train, grid_max_res)
     if method == "cameras" or len(train) < 2:
-        return cameras_framing(train)
-    focus, spread, in_front = axes_focus(train)
-    if method == "focus" or (method == "auto" and spread >= MIN_AXIS_SPREAD and in_front >= 0.8):
-        if not np.all(np.isfinite(focus)):
-            raise ConfigError("--framing focus: the training cameras' optical axes are parallel")
-        distances = np.array([np.linalg.norm(c.center - focus) for c in train])
-        radius = float(np.median(distances * np.array([half_fov_tangent(c) for c in train])))
-        return widen(Framing(
-            focus, max(radius, 1e-6), "focus",
-            f"optical axes converge (spread {spread:.3f}, in front of {in_front:.0%} of the cameras) at median "
-            f"distance {np.median(distances):.4g}; radius = half the view there"), train, grid_max_res)
-    pts = frustum_points(train)
-    if len(pts) == 0:
-        return cameras_framing(train)
-    center, radius = robust_ball(pts)
-    return widen(Framing(
-        center, radius, "frustum",
-        f"axes nearly parallel (spread {spread:.3f}): frusta between the near bound and sqrt(near*far)"), train,
-        grid_max_res)
+        framing = cameras_framing(train)
+    else:
+        focus, spread, in_front = axes_focus(train)
+        if method == "focus" or (method == "auto" and spread >= MIN_AXIS_SPREAD and in_front >= 0.8):
+            framing = focus_framing(train, focus, spread, in_front, grid_max_res)
+        else:
+            framing = frustum_framing(train, spread, grid_max_res)
+    if method == "auto" and n_points:  # present but too few to say where the content is
+        framing.reason += f"; the dataset's {n_points} sparse points are too few to frame by (at least {MIN_POINTS})"
+    return framing
 
 
 def detail_note(train, center: np.ndarray, radius: float, grid_max_res: int) -> str:
