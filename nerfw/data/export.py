@@ -193,23 +193,36 @@ def llff_notes(scene: SceneData) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from nerfw.cli_args import Parser, add_switch
+    from nerfw.tools.geometry_export import add_arguments as add_geometry_arguments
 
-    parser = Parser(prog="nerfw export", description="Export a dataset's cameras (for nerfstudio / instant-ngp).")
-    add_dataset_args(parser)
-    parser.add_argument("--format", default="transforms", choices=("transforms", "llff", "colmap"),
+    parser = Parser(prog="nerfw export", description="Export a dataset in another layout (cameras, lenses and sparse "
+                                                     "points), or a trained run's static geometry (--run).")
+    add_dataset_args(parser, required=False)
+    parser.add_argument("--format", default="transforms", choices=("transforms", "llff", "colmap", "points", "mesh"),
                         help="output format: transforms = nerfstudio / instant-ngp transforms.json (OpenGL axes) and "
                              "the sparse points as sparse_pc.ply; llff = a folder with poses_bounds.npy, images/ "
                              "(links) and the lenses and points in sparse/0; colmap = a folder with images/ (links) "
-                             "and a COLMAP text model in sparse/0")
+                             "and a COLMAP text model in sparse/0; with --run: points = a coloured point cloud (.ply) "
+                             "of the static scene, mesh = its surface by marching cubes (.ply or .obj), both in the "
+                             "dataset's frame and units")
     parser.add_argument("--out", required=True, help="output: a .json file for transforms, a folder for llff and "
-                                                     "colmap")
+                                                     "colmap, a .ply (or mesh: .obj) file for points and mesh")
     add_switch(parser, "--absolute_paths", "write absolute image paths (default: relative to the output file, "
                                            "so the file can move with the images)")
+    add_geometry_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.run is not None:
+        from nerfw.tools.geometry_export import run_geometry_export
+
+        return run_geometry_export(args)
+    if args.format in ("points", "mesh"):
+        raise ConfigError(f"--format {args.format} exports a trained model's geometry: give --run RUN")
+    if not args.data_root_dir:
+        raise ConfigError("nerfw export: give --data_root_dir (a dataset) or --run (a trained run)")
     if args.format == "transforms" and not args.out.endswith(".json"):
         raise ConfigError(f"--out {args.out}: expected a .json file name")
     if args.format != "transforms" and Path(args.out).is_file():

@@ -1,0 +1,396 @@
+"""`nerfw export --run RUN --format points|mesh`: the static scene's geometry, in the dataset's own frame and units.
+
+Points (``--format points``): every training view (or ``--max_views`` of them, evenly spread) is rendered as an
+undistorted pinhole image ``--width`` pixels wide with the static field and the chosen appearance (the mean of
+all images, or ``--appearance IMAGE``), and each pixel is lifted to 3-D at its median depth (the depth where the
+static opacity passes one half: nerfw.rendering.compositing.median_depth). A pixel is kept when
+
+* its static opacity is at least ``--min_opacity`` (the ray did hit a surface),
+* its transient share (transient opacity with the image's own transient embedding) is at most
+  ``--max_transient`` (not a passer-by the transient head explained),
+* it is no depth edge (the depth of a 4-neighbour differs by more than ``EDGE_RELATIVE`` of its own: a median depth
+  there lies between the two surfaces), and
+* it lies within ``--max_distance`` (dataset units) of the framed ball's centre: by default twice the framed
+  radius, the part of the contracted shell still resolved within 4 cells (beyond it one cell spans r^2 of
+  the ball's cells, mip-NeRF 360 Eq. 10).
+
+Normals come from the cross product of the depth map's neighbouring points (cheap: no extra render), turned
+towards the camera. The cloud is averaged per voxel of ``--voxel`` dataset units (default: the framed radius / 256,
+about a finest-grid cell) and capped at ``--num_points`` (a fixed random subset).
+
+Mesh (``--format mesh``, .ply or .obj): the static density is sampled on a grid of ``--resolution`` cells along the
+framed ball's bounding box (in the dataset frame) and marching cubes (scikit-image) extracts its iso-surface at
+``--threshold``. By default that level is the one the renders show: the median static density at the median-depth
+points of a few training views (the points export at low resolution), so the mesh lies where the rendered depth
+does, whatever the scale of the scene and however sharp the trained density is (a fixed absorbance per cell would
+miss the soft density of a short run). Pieces with fewer than ``--min_component`` faces are removed; each vertex is
+coloured by the model's static colour there, seen from the nearest training camera, with the chosen appearance.
+
+Both are written with the dataset's frame (the run's normalization inverted), so they overlay the camera PLY
+(`nerfw cameras`) and the dataset's sparse points; the PLY header's comments name the frame and the run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfw.errors import ConfigError, NerfwError
+
+EDGE_RELATIVE = 0.03  # a pixel is a depth edge when a 4-neighbour's depth differs by more than this share
+DEFAULT_WIDTH = 160  # pixels across each rendered training view
+DEFAULT_MAX_VIEWS = 64
+VOXELS_PER_RADIUS = 256
+DEFAULT_MESH_RESOLUTION = 192
+
+
+@dataclasses.dataclass
+class Geometry:
+    """Points (and faces for a mesh) in the dataset frame."""
+
+    points: np.ndarray  # [N, 3] float64
+    colors: np.ndarray  # [N, 3] uint8
+    normals: np.ndarray | None = None  # [N, 3] unit
+    faces: np.ndarray | None = None  # [F, 3] int
+
+
+# ----------------------------------------------------------------------------- points
+def pixel_points(depth: np.ndarray, camera) -> np.ndarray:
+    """Dataset-frame points [H, W, 3] of a pinhole depth map (z-depth) of `camera`."""
+    h, w = depth.shape
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x_cam = np.stack([(u - camera.cx) / camera.fx * depth, (v - camera.cy) / camera.fy * depth, depth], axis=-1)
+    T = camera.T_world_cam
+    return x_cam @ T[:3, :3].T + T[:3, 3]
+
+
+def depth_edges(depth: np.ndarray, relative: float = EDGE_RELATIVE) -> np.ndarray:
+    """[H, W] bool: pixels whose depth differs from a 4-neighbour's by more than `relative` of their own."""
+    d = np.where(np.isfinite(depth), depth, np.inf)
+    edge = np.zeros(d.shape, bool)
+    for axis in (0, 1):
+        diff = np.abs(np.diff(d, axis=axis))
+        with np.errstate(invalid="ignore"):
+            jump = ~(diff <= relative * np.minimum(np.take(d, range(d.shape[axis] - 1), axis),
+                                                   np.take(d, range(1, d.shape[axis]), axis)))
+        lo = [slice(None)] * 2
+        hi = [slice(None)] * 2
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        edge[tuple(lo)] |= jump
+        edge[tuple(hi)] |= jump
+    return edge
+
+
+def depth_normals(points: np.ndarray, camera_center: np.ndarray) -> np.ndarray:
+    """Unit normals [H, W, 3] of a point map from its central differences, turned towards the camera."""
+    du = np.gradient(points, axis=1)
+    dv = np.gradient(points, axis=0)
+    n = np.cross(du, dv)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    flip = np.sum(n * (camera_center - points), axis=-1) < 0
+    n[flip] *= -1
+    return n
+
+
+def voxel_average(g: Geometry, voxel: float) -> Geometry:
+    """One point per occupied voxel: the mean position, colour and (re-normalised) normal of its points."""
+    keys = np.floor(g.points / voxel).astype(np.int64)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(counts), values.shape[1]))
+        np.add.at(out, inverse, values)
+        return out / counts[:, None]
+
+    normals = None
+    if g.normals is not None:
+        normals = mean(g.normals)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return Geometry(mean(g.points), np.clip(np.round(mean(g.colors.astype(np.float64))), 0, 255).astype(np.uint8),
+                    normals)
+
+
+@dataclasses.dataclass
+class PointOptions:
+    width: int = DEFAULT_WIDTH
+    max_views: int = DEFAULT_MAX_VIEWS
+    min_opacity: float = 0.95
+    max_transient: float = 0.2
+    max_distance: float | None = None  # dataset units from the framed centre; None: twice the framed radius
+    voxel: float | None = None  # dataset units; None: framed radius / VOXELS_PER_RADIUS
+    num_points: int = 1_000_000
+    appearance: str | None = None  # a training image's name or index; None: the mean appearance
+
+
+def appearance_for(run, name: str | None) -> torch.Tensor:
+    if name is None:
+        return run.model.appearance_vector(mean=True)
+    return run.model.appearance_vector(image_id=run.image_id(name))
+
+
+def framed_ball(run) -> tuple[np.ndarray, float]:
+    """(centre, radius) of the run's framed ball in the dataset frame: the model frame's unit ball."""
+    return run.normalization.points_to_dataset(np.zeros((1, 3)))[0], 1.0 / run.normalization.scale
+
+
+def spread(items: list, count: int) -> list:
+    if len(items) <= count:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
+
+
+def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: PointOptions) -> Geometry:
+    """The kept pixels of one training view, lifted to 3-D (see the module doc)."""
+    from nerfw.tools.rendering import render_camera
+    from nerfw.tools.select_views import check_camera
+
+    small = check_camera(camera, opts.width)
+    out = render_camera(run.model, small, run.normalization, appearance=appearance, image_id=image_id,
+                        use_transient=bool(run.model.cfg.encode_t), distortion=False)
+    depth = out["depth"]
+    pts = pixel_points(depth, small)
+    transient = out["transient_opacity"] / np.maximum(out["transient_opacity"] + out["opacity"], 1e-6)
+    keep = (out["opacity"] >= opts.min_opacity) & (transient <= opts.max_transient) & ~depth_edges(depth)
+    keep &= np.isfinite(depth) & (depth > 0)
+    normals = depth_normals(pts, small.center)
+    colors = np.clip(np.round(out["rgb_static"] * 255), 0, 255).astype(np.uint8)
+    return Geometry(pts[keep], colors[keep], normals[keep])
+
+
+def export_points(run, opts: PointOptions, progress=None) -> Geometry:
+    center, radius = framed_ball(run)
+    appearance = appearance_for(run, opts.appearance)
+    cameras = spread([(i, c) for i, c in enumerate(run.scene.cameras) if c.split == "train"], opts.max_views)
+    parts = []
+    for image_id, camera in (progress(cameras) if progress else cameras):
+        parts.append(view_points(run, camera, image_id, appearance, opts))
+    g = Geometry(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("points", "colors", "normals")))
+    max_distance = 2.0 * radius if opts.max_distance is None else opts.max_distance
+    near = np.linalg.norm(g.points - center, axis=1) <= max_distance
+    g = Geometry(g.points[near], g.colors[near], g.normals[near])
+    if not len(g.points):
+        raise NerfwError(f"no points to export: no pixel of the {len(cameras)} views has static opacity >= "
+                         f"{opts.min_opacity:g}, transient share <= {opts.max_transient:g} and lies within "
+                         f"{max_distance:.4g} units of the framed centre (lower --min_opacity or raise --max_distance)")
+    g = voxel_average(g, radius / VOXELS_PER_RADIUS if opts.voxel is None else opts.voxel)
+    if len(g.points) > opts.num_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(g.points), opts.num_points, replace=False))
+        g = Geometry(g.points[keep], g.colors[keep], g.normals[keep])
+    return g
+
+
+# ----------------------------------------------------------------------------- mesh
+@dataclasses.dataclass
+class MeshOptions:
+    resolution: int = DEFAULT_MESH_RESOLUTION
+    threshold: float | None = None  # static sigma per dataset unit; None: the density the renders show (surface_density)
+    min_component: int = 200  # faces; smaller disconnected pieces are removed
+    appearance: str | None = None
+
+
+def keep_large_components(vertices: np.ndarray, faces: np.ndarray, min_faces: int):
+    """The mesh without its connected pieces of fewer than `min_faces` faces (unused vertices dropped)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vertices)
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    _, label = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    face_label = label[faces[:, 0]]
+    sizes = np.bincount(face_label, minlength=label.max() + 1)
+    faces = faces[sizes[face_label] >= min_faces]
+    used = np.unique(faces)
+    remap = np.full(n, -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces], used
+
+
+@torch.no_grad()
+def vertex_colors(run, points: np.ndarray, appearance: torch.Tensor, chunk: int = 32768) -> np.ndarray:
+    """The static colour at each dataset-frame point, seen from its nearest training camera."""
+    from scipy.spatial import cKDTree
+
+    from nerfw.tools.density import static_field
+
+    train = run.scene.split("train")
+    centres = np.stack([c.center for c in train])
+    nearest = cKDTree(centres).query(points)[1]
+    dirs = points - centres[nearest]
+    norm = run.normalization
+    x_model = norm.points_to_model(points)
+    d_model = dirs @ norm.rotation.T
+    d_model /= np.maximum(np.linalg.norm(d_model, axis=1, keepdims=True), 1e-12)
+    field = static_field(run.model)
+    device = next(run.model.parameters()).device
+    out = np.empty((len(points), 3))
+    for s in range(0, len(points), chunk):
+        x = torch.as_tensor(x_model[s:s + chunk], dtype=torch.float32, device=device)[:, None, :]
+        d = torch.as_tensor(d_model[s:s + chunk], dtype=torch.float32, device=device)
+        ids = torch.zeros(len(d), dtype=torch.long, device=device)
+        out[s:s + chunk] = field(x, d, ids, appearance.to(device), use_transient=False).rgb[:, 0].float().cpu().numpy()
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+SURFACE_PROBE = PointOptions(width=64, max_views=16, voxel=None)  # views lifted to find the surface's density
+
+
+def surface_density(run) -> float:
+    """The median static density (per dataset unit) at the median-depth points of a few training views."""
+    from nerfw.tools.density import static_sigma_dataset
+
+    points = export_points(run, SURFACE_PROBE).points
+    return float(np.median(static_sigma_dataset(run.model, run.normalization, points)))
+
+
+def export_mesh(run, opts: MeshOptions) -> Geometry:
+    from skimage.measure import marching_cubes
+
+    from nerfw.tools.density import probe_density
+
+    center, radius = framed_ball(run)
+    threshold = surface_density(run) if opts.threshold is None else opts.threshold
+    grid = probe_density(run.model, run.normalization, np.stack([center - radius, center + radius]), opts.resolution,
+                         threshold=threshold)
+    sigma = grid.sigma
+    if not (sigma.min() < grid.threshold < sigma.max()):
+        raise NerfwError(f"no surface to export: the static density inside the framed ball ranges "
+                         f"{sigma.min():.3g} .. {sigma.max():.3g}, the threshold is {grid.threshold:.3g} "
+                         "(give --threshold within that range)")
+    verts, faces, _, _ = marching_cubes(sigma, level=grid.threshold, spacing=(grid.spacing,) * 3)
+    verts = verts + np.array([axis[0] for axis in grid.axes])  # index 0 lies at the first cell centre
+    verts, faces, _ = keep_large_components(verts, faces.astype(np.int64), opts.min_component)
+    if not len(faces):
+        raise NerfwError(f"no surface to export: every piece has fewer than --min_component {opts.min_component} "
+                         "faces")
+    colors = vertex_colors(run, verts, appearance_for(run, opts.appearance))
+    return Geometry(verts, colors, faces=faces[:, ::-1].copy())  # outward normals: density rises inwards
+
+
+# ----------------------------------------------------------------------------- writers
+def frame_comments(run) -> list[str]:
+    return ["frame: the dataset's own frame and units (nerfw run normalization inverted)",
+            f"run: {Path(run.run_dir).resolve()} step {run.step}"]
+
+
+def write_ply(path: Path, g: Geometry, comments: list[str]) -> Path:
+    from plyfile import PlyData, PlyElement
+
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
+    if g.normals is not None:
+        fields += [("nx", "f4"), ("ny", "f4"), ("nz", "f4")]
+    fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vertex = np.empty(len(g.points), dtype=fields)
+    for k, name in enumerate("xyz"):
+        vertex[name] = g.points[:, k]
+    if g.normals is not None:
+        for k, name in enumerate(("nx", "ny", "nz")):
+            vertex[name] = g.normals[:, k]
+    for k, name in enumerate(("red", "green", "blue")):
+        vertex[name] = g.colors[:, k]
+    elements = [PlyElement.describe(vertex, "vertex")]
+    if g.faces is not None:
+        face = np.empty(len(g.faces), dtype=[("vertex_indices", "i4", (3,))])
+        face["vertex_indices"] = g.faces
+        elements.append(PlyElement.describe(face, "face"))
+    PlyData(elements, text=False, comments=comments).write(str(path))
+    return path
+
+
+def write_obj(path: Path, g: Geometry, comments: list[str]) -> Path:
+    """Wavefront OBJ with per-vertex colours (``v x y z r g b``, as MeshLab and CloudCompare read them)."""
+    lines = [f"# {c}" for c in comments]
+    rgb = g.colors / 255.0
+    lines += [f"v {p[0]:.6f} {p[1]:.6f} {p[2]:.6f} {c[0]:.4f} {c[1]:.4f} {c[2]:.4f}" for p, c in zip(g.points, rgb)]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in (g.faces if g.faces is not None else [])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def check_output(path: Path, suffixes: tuple[str, ...]) -> Path:
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out {path}: expected a file name ending in {' or '.join(suffixes)}")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {path}: cannot create its folder ({exc.strerror})") from None
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: not writable ({exc.strerror})") from None
+    return path
+
+
+# ----------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("geometry (--run RUN --format points|mesh)")
+    g.add_argument("--run", default=None, help="a trained run folder: export its static scene's geometry "
+                                               "(--format points or mesh) instead of a dataset's cameras")
+    g.add_argument("--appearance", default=None, help="colour with this training image's appearance (name or "
+                                                      "index; default: the mean of all images)")
+    g.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="points: pixels across each rendered view")
+    g.add_argument("--max_views", type=int, default=DEFAULT_MAX_VIEWS, help="points: training views rendered "
+                                                                            "(evenly spread)")
+    g.add_argument("--min_opacity", type=float, default=0.95, help="points: smallest static opacity of a kept pixel")
+    g.add_argument("--max_transient", type=float, default=0.2,
+                   help="points: largest transient share of a kept pixel (passers-by are dropped)")
+    g.add_argument("--max_distance", type=float, default=None,
+                   help="points: farthest kept point from the framed centre, dataset units (default: twice the "
+                        "framed radius; the contracted far shell beyond it is coarse)")
+    g.add_argument("--voxel", type=float, default=None,
+                   help="points: voxel size of the downsampling, dataset units (default: framed radius / 256)")
+    g.add_argument("--num_points", type=int, default=1_000_000, help="points: at most this many points")
+    g.add_argument("--resolution", type=int, default=DEFAULT_MESH_RESOLUTION,
+                   help="mesh: grid cells along the framed ball's box for marching cubes")
+    g.add_argument("--threshold", type=float, default=None,
+                   help="mesh: static density of the surface, per dataset unit (default: the median density at "
+                        "the rendered median depth of 16 training views)")
+    g.add_argument("--min_component", type=int, default=200,
+                   help="mesh: disconnected pieces with fewer faces are removed")
+
+
+def check_options(args) -> None:
+    """One-line errors for values no export can use."""
+    checks = [(0.0 <= args.min_opacity <= 1.0, "--min_opacity must lie in [0, 1]"),
+              (0.0 <= args.max_transient <= 1.0, "--max_transient must lie in [0, 1]"),
+              (args.width >= 8, "--width must be >= 8 pixels"), (args.max_views >= 1, "--max_views must be >= 1"),
+              (args.voxel is None or args.voxel > 0, "--voxel must be > 0"),
+              (args.max_distance is None or args.max_distance > 0, "--max_distance must be > 0"),
+              (args.num_points >= 1, "--num_points must be >= 1"),
+              (16 <= args.resolution <= 1024, "--resolution must lie in [16, 1024]"),
+              (args.threshold is None or args.threshold > 0, "--threshold must be > 0"),
+              (args.min_component >= 0, "--min_component must be >= 0")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def run_geometry_export(args) -> int:
+    from tqdm import tqdm
+
+    from nerfw.tools.run_io import load_run
+
+    if args.format not in ("points", "mesh"):
+        raise ConfigError(f"--run exports geometry: expected --format points or mesh, got {args.format}")
+    check_options(args)
+    out = check_output(Path(args.out), (".ply",) if args.format == "points" else (".ply", ".obj"))
+    run = load_run(args.run)
+    torch.set_grad_enabled(False)
+    if args.format == "points":
+        opts = PointOptions(args.width, args.max_views, args.min_opacity, args.max_transient, args.max_distance,
+                            args.voxel, args.num_points, args.appearance)
+        geometry = export_points(run, opts, progress=lambda xs: tqdm(xs, desc="views", unit="view", leave=False))
+    else:
+        geometry = export_mesh(run, MeshOptions(args.resolution, args.threshold, args.min_component, args.appearance))
+    writer = write_obj if out.suffix.lower() == ".obj" else write_ply
+    writer(out, geometry, frame_comments(run))
+    faces = "" if geometry.faces is None else f", {len(geometry.faces)} faces"
+    print(f"wrote {len(geometry.points)} points{faces} of the static scene (dataset frame) to {out}")
+    return 0
