@@ -147,3 +147,22 @@ def test_export_command_writes_geometry(tiny_run, tmp_path, capsys, fmt, suffix)
     assert main(["export", "--run", str(tiny_run), "--format", fmt, "--out", str(out), "--width", "48",
                  "--max_views", "6", "--resolution", "48", "--min_component", "10"]) == 0
     assert out.is_file() and "of the static scene (dataset frame)" in capsys.readouterr().out
+
+
+def test_viewer_shows_an_exported_cloud_in_the_model_frame(tiny_run, tmp_path):
+    from nerfw.errors import NerfwError
+    from nerfw.tools.run_io import load_run
+    from nerfw.tools.viewer import Viewer, read_cloud
+
+    run = load_run(tiny_run)
+    cloud = Geometry(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), np.array([[255, 0, 0], [0, 255, 0]], np.uint8))
+    path = write_ply(tmp_path / "c.ply", cloud, ["frame: dataset"])
+    points, colors = read_cloud(path)
+    np.testing.assert_allclose(points, cloud.points, rtol=1e-6)
+    viewer = Viewer(run, cloud=path)
+    viewer._prepare_scene()
+    np.testing.assert_allclose(viewer.points[0], run.normalization.points_to_model(cloud.points), rtol=1e-5)
+    np.testing.assert_array_equal(viewer.points[1], cloud.colors)
+    (tmp_path / "bad.ply").write_text("not a ply\n")
+    with pytest.raises(NerfwError, match="bad.ply: expected a PLY with x, y, z vertices"):
+        read_cloud(tmp_path / "bad.ply")

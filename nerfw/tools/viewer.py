@@ -77,6 +77,23 @@ def ball_segments(n: int = 96) -> np.ndarray:
 BALL_COLOUR = (250, 170, 40)
 
 
+def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The vertices (dataset frame) and colours of a point cloud or mesh PLY (`nerfw export --run`)."""
+    from plyfile import PlyData
+
+    if not path.is_file():
+        raise NerfwError(f"--cloud {path}: no such file")
+    try:
+        vertex = PlyData.read(str(path))["vertex"]
+        points = np.stack([np.asarray(vertex[k], np.float64) for k in "xyz"], axis=1)
+    except Exception as exc:  # plyfile raises several types for damaged files
+        raise NerfwError(f"--cloud {path}: expected a PLY with x, y, z vertices ({type(exc).__name__}: {exc})") from None
+    names = {p.name for p in vertex.properties}
+    colors = (np.stack([np.asarray(vertex[k], np.uint8) for k in ("red", "green", "blue")], axis=1)
+              if {"red", "green", "blue"} <= names else None)
+    return points, colors
+
+
 def vertical_fov(camera: CameraView) -> float:
     """Vertical field of view of a dataset camera, radians."""
     return 2.0 * math.atan(0.5 * camera.height / camera.fy)
@@ -298,9 +315,10 @@ class Viewer:
     """A viser server showing one run. ``start()`` returns the URL; ``stop()`` ends it."""
 
     def __init__(self, run, host: str = "127.0.0.1", port: int = 7007, views: str | Path | None = None,
-                 width: int | None = None, chunk: int = 16384, log=print):
+                 width: int | None = None, chunk: int = 16384, log=print, cloud: str | Path | None = None):
         self.run, self.host, self.port, self.chunk, self.log = run, host, port, chunk, log
         self.views_path = Path(views) if views else None
+        self.cloud_path = Path(cloud) if cloud else None
         device = next(run.model.parameters()).device
         self.default_width = width or (1280 if device.type == "cuda" else 640)
         self.seconds_per_pixel: dict[str, float] = {}
@@ -405,9 +423,11 @@ class Viewer:
         self.frustum_scale = float(np.clip(0.6 * spacing, 0.02, 0.3))
         self.train_names = [c.name for c, _ in train]
         self.points = None
-        if scene.points is not None and len(scene.points):
-            pts = norm.points_to_model(scene.points)
-            cols = scene.point_colors if scene.point_colors is not None else np.full((len(pts), 3), 200, np.uint8)
+        points, colors = (read_cloud(self.cloud_path) if self.cloud_path is not None
+                          else (scene.points, scene.point_colors))
+        if points is not None and len(points):
+            pts = norm.points_to_model(points)
+            cols = colors if colors is not None else np.full((len(pts), 3), 200, np.uint8)
             if len(pts) > MAX_POINTS:
                 keep = np.random.default_rng(0).choice(len(pts), MAX_POINTS, replace=False)
                 pts, cols = pts[keep], cols[keep]
@@ -702,6 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", default="",
                    help="a Cambridge-format poses file of synthesized views (nerfw select-views) to draw as green "
                         "frustums (default: none)")
+    p.add_argument("--cloud", default="",
+                   help="a point cloud or mesh PLY in the dataset's frame (`nerfw export --run RUN --format points`) "
+                        "to show instead of the dataset's sparse points (default: the sparse points)")
     p.add_argument("--width", type=int, default=0,
                    help="initial width in pixels of the still image (0: 640 on a CPU, 1280 on a GPU); the page "
                         "has a slider")
@@ -730,7 +753,8 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     check_port(args.host, args.port)  # fail before the (slower) model load
     run = load_viewer_run(args.run, device=device)
-    viewer = Viewer(run, args.host, args.port, views=args.views or None, width=args.width or None, chunk=args.chunk)
+    viewer = Viewer(run, args.host, args.port, views=args.views or None, width=args.width or None, chunk=args.chunk,
+                    cloud=args.cloud or None)
     url = viewer.start()
     print(f"nerfw view: {run.run_dir} (step {run.step}) ready in {time.time() - t0:.1f} s at {url}", flush=True)
     if args.host in ("127.0.0.1", "localhost", "::1"):
