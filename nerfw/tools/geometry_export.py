@@ -5,7 +5,7 @@ undistorted pinhole image ``--width`` pixels wide with the static field and the 
 all images, or ``--appearance IMAGE``), and each pixel is lifted to 3-D at its median depth (the depth where the
 static opacity passes one half: nerfw.rendering.compositing.median_depth). A pixel is kept when
 
-* its static opacity is at least ``--min_opacity`` (the ray did hit a surface),
+* its opacity is at least ``--min_opacity`` (the ray did hit a surface),
 * its transient share (transient opacity with the image's own transient embedding) is at most
   ``--max_transient`` (not a passer-by the transient head explained),
 * it is no depth edge (the depth of a 4-neighbour differs by more than ``EDGE_RELATIVE`` of its own: a median depth
@@ -153,7 +153,7 @@ def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: Poin
                         use_transient=bool(run.model.cfg.encode_t), distortion=False)
     depth = out["depth"]
     pts = pixel_points(depth, small)
-    transient = out["transient_opacity"] / np.maximum(out["transient_opacity"] + out["opacity"], 1e-6)
+    transient = out["transient_opacity"] / np.maximum(out["opacity"], 1e-6)  # share of the pixel's opacity
     keep = (out["opacity"] >= opts.min_opacity) & (transient <= opts.max_transient) & ~depth_edges(depth)
     keep &= np.isfinite(depth) & (depth > 0)
     normals = depth_normals(pts, small.center)
