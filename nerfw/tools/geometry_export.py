@@ -338,7 +338,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="points: pixels across each rendered view")
     g.add_argument("--max_views", type=int, default=DEFAULT_MAX_VIEWS, help="points: training views rendered "
                                                                             "(evenly spread)")
-    g.add_argument("--min_opacity", type=float, default=0.95, help="points: smallest opacity of a kept pixel (the ray hit a surface)")
+    g.add_argument("--min_opacity", type=float, default=0.95,
+                   help="points: smallest opacity of a kept pixel (the ray hit a surface)")
     g.add_argument("--max_transient", type=float, default=0.2,
                    help="points: largest transient share of a kept pixel (passers-by are dropped)")
     g.add_argument("--max_distance", type=float, default=None,
