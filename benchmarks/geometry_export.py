@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from nerfw.tools.geometry_export import MeshOptions, PointOptions, export_mesh, export_points, framed_ball
     from nerfw.tools.run_io import load_run
 
-    torch.set_grad_enabled(False)
     run = load_run(Path(args.run) if args.run else demo_run(args.minutes))
+    torch.set_grad_enabled(False)
     scene_root = Path(run.cfg.train.data_root_dir) / (run.cfg.train.scene or "")
     truth = GroundTruth.load(scene_root.parent / f"{scene_root.name}.groundtruth")
     _, radius = framed_ball(run)

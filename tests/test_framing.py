@@ -197,8 +197,10 @@ def test_content_report_counts_cells_and_pixels_and_warns_when_cells_are_coarser
     widened = Framing(np.zeros(3), 40.0, "focus", "test", content_radius=1.0)
     line, warning = content_report(cams, widened, 512)
     assert "= 6 cells" in line and "20 pixels" in line
-    assert warning.startswith("warning: the content spans fewer grid cells (6) than its photos have pixels across it "
-                              "(20)") and "widened 40x" in warning and "--scene_box" in warning
+    assert warning.startswith("warning: the content spans 3.1x fewer grid cells (6) than its photos have pixels "
+                              "across it (20)") and "widened 40x" in warning and "--scene_box" in warning
+    _, quiet = content_report(cams, Framing(np.zeros(3), 2.0, "focus", "test", content_radius=1.0), 512)
+    assert quiet is None  # 20 pixels over 12.8 cells: 1.6 pixels per cell passes
 
 
 def test_training_log_reports_the_content_in_cells(tiny_cambridge, tmp_path):
