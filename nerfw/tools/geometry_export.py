@@ -12,7 +12,9 @@ static opacity passes one half: nerfw.rendering.compositing.median_depth). A pix
   there lies between the two surfaces), and
 * it lies within ``--max_distance`` (dataset units) of the framed ball's centre: by default twice the framed
   radius, the part of the contracted shell still resolved within 4 cells (beyond it one cell spans r^2 of
-  the ball's cells, mip-NeRF 360 Eq. 10).
+  the ball's cells, mip-NeRF 360 Eq. 10), and
+* another rendered view agrees on it (its depth there within AGREEMENT_RELATIVE): the multi-view consistency test
+  of depth-map fusion, which drops floaters that explain one photo only.
 
 Normals come from the cross product of the depth map's neighbouring points (cheap: no extra render), turned
 towards the camera. The cloud is averaged per voxel of ``--voxel`` dataset units (default: the framed radius / 256,
@@ -23,8 +25,10 @@ framed ball's bounding box (in the dataset frame) and marching cubes (scikit-ima
 ``--threshold``. By default that level is the one the renders show: the median static density at the median-depth
 points of a few training views (the points export at low resolution), so the mesh lies where the rendered depth
 does, whatever the scale of the scene and however sharp the trained density is (a fixed absorbance per cell would
-miss the soft density of a short run). Pieces with fewer than ``--min_component`` faces are removed; each vertex is
-coloured by the model's static colour there, seen from the nearest training camera, with the chosen appearance.
+miss the soft density of a short run). Faces no view renders (within MESH_AGREEMENT_RELATIVE of a view's depth:
+the ground's underside, the inside of walls, floaters) and pieces with fewer than ``--min_component`` faces are
+removed; each vertex is coloured by the model's static colour there, seen from the nearest training camera, with
+the chosen appearance.
 
 Both are written with the dataset's frame (the run's normalization inverted), so they overlay the camera PLY
 (`nerfw cameras`) and the dataset's sparse points; the PLY header's comments name the frame and the run.
@@ -40,9 +44,11 @@ import torch
 
 from nerfw.errors import ConfigError, NerfwError
 
+AGREEMENT_RELATIVE = 0.02  # a point agrees with a view whose rendered depth there is within 2 % of its own
+MIN_AGREEING_VIEWS = 2  # points: kept when at least this many views (its own included) agree on them
 EDGE_RELATIVE = 0.03  # a pixel is a depth edge when a 4-neighbour's depth differs by more than this share
 DEFAULT_WIDTH = 160  # pixels across each rendered training view
-DEFAULT_MAX_VIEWS = 64
+DEFAULT_MAX_VIEWS = 32
 VOXELS_PER_RADIUS = 256
 DEFAULT_MESH_RESOLUTION = 192
 
@@ -143,8 +149,9 @@ def spread(items: list, count: int) -> list:
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, count).round()]
 
 
-def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: PointOptions) -> Geometry:
-    """The kept pixels of one training view, lifted to 3-D (see the module doc)."""
+def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: PointOptions):
+    """The kept pixels of one training view, lifted to 3-D (see the module doc), and the view at its rendered size
+    with its surface depth map (inf where the ray met no surface) for the agreement test."""
     from nerfw.tools.rendering import render_camera
     from nerfw.tools.select_views import check_camera
 
@@ -158,25 +165,51 @@ def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: Poin
     keep &= np.isfinite(depth) & (depth > 0)
     normals = depth_normals(pts, small.center)
     colors = np.clip(np.round(out["rgb_static"] * 255), 0, 255).astype(np.uint8)
-    return Geometry(pts[keep], colors[keep], normals[keep])
+    surface = np.where(out["opacity"] >= 0.5, depth, np.inf)
+    return Geometry(pts[keep], colors[keep], normals[keep]), (small, surface)
 
 
-def export_points(run, opts: PointOptions, progress=None) -> Geometry:
+def agreeing_views(points: np.ndarray, views: list, relative: float = AGREEMENT_RELATIVE) -> np.ndarray:
+    """[N] int: for each dataset-frame point, the views (camera, surface depth map) in whose image it projects with
+    a z-depth within `relative` of the surface the view rendered there. A surface every view agrees on is the
+    scene's; a floater or a surface behind another (the ground's underside, a wall's inside) is not."""
+    counts = np.zeros(len(points), np.int32)
+    for camera, depth in views:
+        T = camera.T_world_cam
+        x = (points - T[:3, 3]) @ T[:3, :3]  # camera frame
+        z = x[:, 2]
+        zs = np.where(z > 1e-9, z, 1.0)
+        u = np.floor(camera.fx * x[:, 0] / zs + camera.cx).astype(np.int64)
+        v = np.floor(camera.fy * x[:, 1] / zs + camera.cy).astype(np.int64)
+        ok = (z > 1e-9) & (u >= 0) & (u < depth.shape[1]) & (v >= 0) & (v < depth.shape[0])
+        idx = np.nonzero(ok)[0]
+        counts[idx] += (np.abs(depth[v[idx], u[idx]] - z[idx]) <= relative * z[idx]).astype(np.int32)
+    return counts
+
+
+def export_points(run, opts: PointOptions, progress=None, views_out: list | None = None) -> Geometry:
+    """The static scene's point cloud (see the module doc). `views_out`, when given, receives each rendered view
+    and its surface depth map."""
     center, radius = framed_ball(run)
     appearance = appearance_for(run, opts.appearance)
     cameras = spread([(i, c) for i, c in enumerate(run.scene.cameras) if c.split == "train"], opts.max_views)
-    parts = []
+    parts, views = [], [] if views_out is None else views_out
     for image_id, camera in (progress(cameras) if progress else cameras):
-        parts.append(view_points(run, camera, image_id, appearance, opts))
+        part, view = view_points(run, camera, image_id, appearance, opts)
+        parts.append(part)
+        views.append(view)
     g = Geometry(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("points", "colors", "normals")))
     max_distance = 2.0 * radius if opts.max_distance is None else opts.max_distance
     near = np.linalg.norm(g.points - center, axis=1) <= max_distance
-    g = Geometry(g.points[near], g.colors[near], g.normals[near])
-    if not len(g.points):
-        raise NerfwError(f"no points to export: no pixel of the {len(cameras)} views has static opacity >= "
-                         f"{opts.min_opacity:g}, transient share <= {opts.max_transient:g} and lies within "
-                         f"{max_distance:.4g} units of the framed centre (lower --min_opacity or raise --max_distance)")
-    g = voxel_average(g, radius / VOXELS_PER_RADIUS if opts.voxel is None else opts.voxel)
+    g = voxel_average(Geometry(g.points[near], g.colors[near], g.normals[near]),
+                      radius / VOXELS_PER_RADIUS if opts.voxel is None else opts.voxel) if near.any() else None
+    agreed = agreeing_views(g.points, views) >= min(MIN_AGREEING_VIEWS, len(views)) if g is not None else None
+    if g is None or not agreed.any():
+        raise NerfwError(f"no points to export: no pixel of the {len(cameras)} views has opacity >= "
+                         f"{opts.min_opacity:g}, transient share <= {opts.max_transient:g}, a depth another view "
+                         f"agrees on and lies within {max_distance:.4g} units of the framed centre (lower "
+                         "--min_opacity or raise --max_distance)")
+    g = Geometry(g.points[agreed], g.colors[agreed], g.normals[agreed])
     if len(g.points) > opts.num_points:
         keep = np.sort(np.random.default_rng(0).choice(len(g.points), opts.num_points, replace=False))
         g = Geometry(g.points[keep], g.colors[keep], g.normals[keep])
@@ -236,14 +269,15 @@ def vertex_colors(run, points: np.ndarray, appearance: torch.Tensor, chunk: int 
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
-SURFACE_PROBE = PointOptions(width=64, max_views=16, voxel=None)  # views lifted to find the surface's density
+SURFACE_PROBE = PointOptions(width=96, max_views=24, voxel=None)
+MESH_AGREEMENT_RELATIVE = 0.05  # a mesh vertex is seen when a probe view's rendered depth there is within 5 %  # views lifted to find the surface's density
 
 
-def surface_density(run) -> float:
+def surface_density(run, views_out: list | None = None) -> float:
     """The median static density (per dataset unit) at the median-depth points of a few training views."""
     from nerfw.tools.density import static_sigma_dataset
 
-    points = export_points(run, SURFACE_PROBE).points
+    points = export_points(run, SURFACE_PROBE, views_out=views_out).points
     return float(np.median(static_sigma_dataset(run.model, run.normalization, points)))
 
 
@@ -253,7 +287,8 @@ def export_mesh(run, opts: MeshOptions) -> Geometry:
     from nerfw.tools.density import probe_density
 
     center, radius = framed_ball(run)
-    threshold = surface_density(run) if opts.threshold is None else opts.threshold
+    views: list = []  # the probe's views and surface depth maps, for the visibility test
+    threshold = surface_density(run, views) if opts.threshold is None else opts.threshold
     grid = probe_density(run.model, run.normalization, np.stack([center - radius, center + radius]), opts.resolution,
                          threshold=threshold)
     sigma = grid.sigma
@@ -263,6 +298,8 @@ def export_mesh(run, opts: MeshOptions) -> Geometry:
                          "(give --threshold within that range)")
     verts, faces, _, _ = marching_cubes(sigma, level=grid.threshold, spacing=(grid.spacing,) * 3)
     verts = verts + np.array([axis[0] for axis in grid.axes])  # index 0 lies at the first cell centre
+    seen = agreeing_views(verts, views, relative=MESH_AGREEMENT_RELATIVE) >= 1
+    faces = faces[seen[faces].all(axis=1)]  # surfaces no view renders: the ground's underside, insides, floaters
     verts, faces, _ = keep_large_components(verts, faces.astype(np.int64), opts.min_component)
     if not len(faces):
         raise NerfwError(f"no surface to export: every piece has fewer than --min_component {opts.min_component} "
@@ -352,7 +389,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="mesh: grid cells along the framed ball's box for marching cubes")
     g.add_argument("--threshold", type=float, default=None,
                    help="mesh: static density of the surface, per dataset unit (default: the median density at "
-                        "the rendered median depth of 16 training views)")
+                        "the rendered median depth of 24 training views)")
     g.add_argument("--min_component", type=int, default=200,
                    help="mesh: disconnected pieces with fewer faces are removed")
 
