@@ -147,6 +147,9 @@ def test_export_command_writes_geometry(tiny_run, tmp_path, capsys, fmt, suffix)
     assert main(["export", "--run", str(tiny_run), "--format", fmt, "--out", str(out), "--width", "48",
                  "--max_views", "6", "--resolution", "48", "--min_component", "10"]) == 0
     assert out.is_file() and "of the static scene (dataset frame)" in capsys.readouterr().out
+    import torch
+
+    assert torch.is_grad_enabled()  # the command leaves the caller's autograd switch as it found it
 
 
 def test_viewer_shows_an_exported_cloud_in_the_model_frame(tiny_run, tmp_path):

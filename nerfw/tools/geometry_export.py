@@ -420,13 +420,14 @@ def run_geometry_export(args) -> int:
     check_options(args)
     out = check_output(Path(args.out), (".ply",) if args.format == "points" else (".ply", ".obj"))
     run = load_run(args.run)
-    torch.set_grad_enabled(False)
-    if args.format == "points":
-        opts = PointOptions(args.width, args.max_views, args.min_opacity, args.max_transient, args.max_distance,
-                            args.voxel, args.num_points, args.appearance)
-        geometry = export_points(run, opts, progress=lambda xs: tqdm(xs, desc="views", unit="view", leave=False))
-    else:
-        geometry = export_mesh(run, MeshOptions(args.resolution, args.threshold, args.min_component, args.appearance))
+    with torch.no_grad():  # a context, not the global switch: in-process callers (tests, notebooks) keep theirs
+        if args.format == "points":
+            opts = PointOptions(args.width, args.max_views, args.min_opacity, args.max_transient, args.max_distance,
+                                args.voxel, args.num_points, args.appearance)
+            geometry = export_points(run, opts, progress=lambda xs: tqdm(xs, desc="views", unit="view", leave=False))
+        else:
+            geometry = export_mesh(run, MeshOptions(args.resolution, args.threshold, args.min_component,
+                                                    args.appearance))
     writer = write_obj if out.suffix.lower() == ".obj" else write_ply
     writer(out, geometry, frame_comments(run))
     faces = "" if geometry.faces is None else f", {len(geometry.faces)} faces"
