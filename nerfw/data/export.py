@@ -33,6 +33,7 @@ from nerfw.data.cli import add_dataset_args, load_from_args
 from nerfw.data.conventions import Distortion, T_world_cam_to_opengl
 from nerfw.data.parsers.common import image_size
 from nerfw.data.scene import CameraView, SceneData
+from nerfw.data.vertex_ply import write_vertices
 from nerfw.errors import ConfigError
 
 
@@ -86,26 +87,12 @@ def to_transforms(scene: SceneData, out_dir: Path, absolute: bool = False) -> di
 POINTS_PLY = "sparse_pc.ply"  # beside transforms.json, as nerfstudio's ns-process-data names it
 
 
-def write_points_ply(path: Path, points: np.ndarray, colors: np.ndarray | None) -> None:
-    """The sparse points as a binary PLY of vertices (x, y, z and red, green, blue)."""
-    from plyfile import PlyData, PlyElement
-
-    fields = [("x", "f8"), ("y", "f8"), ("z", "f8"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    vertex = np.empty(len(points), dtype=fields)
-    for k, axis in enumerate("xyz"):
-        vertex[axis] = points[:, k]
-    rgb = np.full((len(points), 3), 128, np.uint8) if colors is None else np.asarray(colors, np.uint8)
-    for k, channel in enumerate(("red", "green", "blue")):
-        vertex[channel] = rgb[:, k]
-    PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(path))
-
-
 def write_transforms(scene: SceneData, out: Path, absolute: bool = False) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = to_transforms(scene, out.parent, absolute)
     if "ply_file_path" in meta:
-        write_points_ply(out.parent / POINTS_PLY, scene.points, scene.point_colors)
+        write_vertices(out.parent / POINTS_PLY, scene.points, scene.point_colors)
     out.write_text(json.dumps(meta, indent=1))
     return out
 

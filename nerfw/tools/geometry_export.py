@@ -315,27 +315,9 @@ def frame_comments(run) -> list[str]:
 
 
 def write_ply(path: Path, g: Geometry, comments: list[str]) -> Path:
-    from plyfile import PlyData, PlyElement
+    from nerfw.data.vertex_ply import write_vertices
 
-    fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
-    if g.normals is not None:
-        fields += [("nx", "f4"), ("ny", "f4"), ("nz", "f4")]
-    fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    vertex = np.empty(len(g.points), dtype=fields)
-    for k, name in enumerate("xyz"):
-        vertex[name] = g.points[:, k]
-    if g.normals is not None:
-        for k, name in enumerate(("nx", "ny", "nz")):
-            vertex[name] = g.normals[:, k]
-    for k, name in enumerate(("red", "green", "blue")):
-        vertex[name] = g.colors[:, k]
-    elements = [PlyElement.describe(vertex, "vertex")]
-    if g.faces is not None:
-        face = np.empty(len(g.faces), dtype=[("vertex_indices", "i4", (3,))])
-        face["vertex_indices"] = g.faces
-        elements.append(PlyElement.describe(face, "face"))
-    PlyData(elements, text=False, comments=comments).write(str(path))
-    return path
+    return write_vertices(path, g.points, g.colors, g.normals, g.faces, comments, float_type="f4")
 
 
 def write_obj(path: Path, g: Geometry, comments: list[str]) -> Path:

@@ -79,19 +79,14 @@ BALL_COLOUR = (250, 170, 40)
 
 def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The vertices (dataset frame) and colours of a point cloud or mesh PLY (`nerfw export --run`)."""
-    from plyfile import PlyData
+    from nerfw.data.vertex_ply import read_vertices
 
     if not path.is_file():
         raise NerfwError(f"--cloud {path}: no such file")
     try:
-        vertex = PlyData.read(str(path))["vertex"]
-        points = np.stack([np.asarray(vertex[k], np.float64) for k in "xyz"], axis=1)
+        return read_vertices(path)
     except Exception as exc:  # plyfile raises several types for damaged files
         raise NerfwError(f"--cloud {path}: expected a PLY with x, y, z vertices ({type(exc).__name__}: {exc})") from None
-    names = {p.name for p in vertex.properties}
-    colors = (np.stack([np.asarray(vertex[k], np.uint8) for k in ("red", "green", "blue")], axis=1)
-              if {"red", "green", "blue"} <= names else None)
-    return points, colors
 
 
 def vertical_fov(camera: CameraView) -> float:

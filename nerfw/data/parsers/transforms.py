@@ -165,14 +165,12 @@ def read_ply_points(meta: dict, path: Path, warnings: list[str]):
     if not isinstance(name, str):
         raise DatasetError(path, f"expected 'ply_file_path' to be a file name, got {name!r}")
     ply = (path.parent / _norm(name)) if not Path(name).is_absolute() else Path(name)
-    from plyfile import PlyData, PlyParseError
+    from plyfile import PlyParseError
+
+    from nerfw.data.vertex_ply import read_vertices
 
     try:
-        vertex = PlyData.read(str(ply))["vertex"]
-        points = np.stack([np.asarray(vertex[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
-        names = set(vertex.data.dtype.names)
-        colors = (np.stack([np.asarray(vertex[k]) for k in ("red", "green", "blue")], axis=1).astype(np.uint8)
-                  if {"red", "green", "blue"} <= names else None)
+        points, colors = read_vertices(ply)
     except (OSError, KeyError, ValueError, IndexError, PlyParseError) as exc:
         warnings.append(f"{ply}: the sparse points named by ply_file_path are not usable ({type(exc).__name__}: "
                         f"{exc}); framing without points")
