@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Real public data: ../shared/realdata beside the repository, or NERFW_REALDATA (as the tests find it).
+REALDATA = Path(os.environ.get("NERFW_REALDATA", REPO.parent / "shared" / "realdata"))
 if str(REPO) not in sys.path:  # `python benchmarks/x.py` from anywhere imports this checkout's nerfw
     sys.path.insert(0, str(REPO))
 

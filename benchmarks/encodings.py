@@ -27,7 +27,7 @@ def time_encoding(enc: torch.nn.Module, n_points: int, repeats: int) -> float:
 
 def time_training_step(field: str, n_rays: int, repeats: int) -> tuple[float, int]:
     """Best seconds of one Adam training step (forward, loss, backward, step) and field samples per ray."""
-    from nerfw.model.config import ModelConfig
+    from nerfw.fields.config import ModelConfig
     from nerfw.model.nerfw_model import build_model
 
     cfg = ModelConfig(field=field)

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.train_steps, args.max_images = min(args.train_steps, 300), args.max_images or 3
     started = time.time()
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     run = load_run(args.run or trained_run(args.train_steps))
     n_test = len(run.scene.split("test"))

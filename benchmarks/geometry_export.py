@@ -23,7 +23,7 @@ TARGETS = {"median_over_radius": 0.01, "within_3pct": 0.90, "seconds": 60.0}
 
 
 def demo_run(minutes: float) -> Path:
-    from nerfw.tools.demo import DEMO_SCENE, build_scene, train_args
+    from nerfw.cli.demo import DEMO_SCENE, build_scene, train_args
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from nerfw.synthetic import GroundTruth
-    from nerfw.tools.geometry_export import MeshOptions, PointOptions, export_mesh, export_points, framed_ball
-    from nerfw.tools.run_io import load_run
+    from nerfw.outputs.geometry import MeshOptions, PointOptions, export_mesh, export_points, framed_ball
+    from nerfw.training.run_io import load_run
 
     run = load_run(Path(args.run) if args.run else demo_run(args.minutes))
     torch.set_grad_enabled(False)

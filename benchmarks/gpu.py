@@ -104,9 +104,9 @@ def render_speed(run_dir, args) -> dict:
     """Frames/s of the final weights at 640x360, full and fast renderers; fast-vs-full PSNR of that frame."""
     import numpy as np
 
-    from nerfw.tools import metrics
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.run_io import load_run
+    from nerfw.evaluation import metrics
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.training.run_io import load_run
     from throughput import render_camera_640, time_render
 
     run = load_run(run_dir, device=args.device)

@@ -1,5 +1,5 @@
 """A headless Chromium driven over the DevTools protocol (CDP), with no dependency beyond `websockets` (which
-viser already needs): load a page, take screenshots, evaluate JavaScript. Used by tests/test_viewer_browser.py
+viser already needs): load a page, take screenshots, evaluate JavaScript. Used by tests/viewer/test_viewer_browser.py
 and benchmarks/viewer_startup.py.
 
 Chromium runs with its network features off (no QUIC, background networking, component updates, sync) and

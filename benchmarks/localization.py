@@ -19,7 +19,9 @@ Then, over the test split (12 queries with known poses):
 with the demo's recipe); look at its 5 cm / 5 deg recall.
 
 Reports median translation / rotation errors, recall at 0.25 m / 2 deg, 0.5 m / 5 deg, 5 m / 10 deg, failures,
-seconds per query and the map-building time; writes benchmarks/results/localization[_<tag>].json.
+seconds per query and the map-building time; writes benchmarks/results/localization.json (overwritten: the file
+docs/benchmarks.md cites), or localization_<tag>.json with --tag T (a variant, kept in the repository only where
+docs/benchmarks.md cites it, e.g. localization_7scenes.json).
 Targets (issue 15): median <= 0.10 m and <= 0.3 deg, >= 95 % within 0.5 m / 5 deg, (c) not worse than (b),
 map building <= 60 s and <= 3 s per query on the 2-core CPU.
 """
@@ -43,7 +45,7 @@ def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "c
     """The demo's recipe on the built-in scene of `layout`: Cambridge = the demo itself (SynthSquare, 160x90);
     7scenes = the room (SynthRoom) trained the same way at --img_downscale 4 (160x120). `downscale` > 0 trains at
     that --img_downscale instead (its own run folder)."""
-    from nerfw.tools.demo import build_scene, train_args
+    from nerfw.cli.demo import build_scene, train_args
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -68,11 +70,11 @@ def train_demo_model(root: Path, minutes: float, seed: int = 0, layout: str = "c
 
 def lens_views(run_dir: Path, out: Path, n_novel: int, log_=log) -> Path:
     """density -> select-views (visibility rule, defaults) -> synthesize; cached in `out`."""
-    from nerfw.tools.density import run_density
-    from nerfw.tools.poses_file import parse_poses_file
-    from nerfw.tools.run_io import load_run
-    from nerfw.tools.select_views import SelectionParams, defaults_for, select_views, write_selection
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.novel_views.density import run_density
+    from nerfw.data.poses_file import parse_poses_file
+    from nerfw.training.run_io import load_run
+    from nerfw.novel_views.selection import SelectionParams, defaults_for, select_views, write_selection
+    from nerfw.novel_views.synthesis import synthesize
 
     synth = out / "synth"
     if (synth / ".nerfw" / "manifest.json").is_file() and len(list((synth / "seq_synth").glob("*.png"))) >= n_novel:
@@ -116,7 +118,7 @@ def main() -> None:
                                                                downscale=args.train_downscale)
     import json
 
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     step = load_run(run_dir).step
     out = run_dir / "localization" / f"bench{('_' + args.tag) if args.tag else ''}"
@@ -165,7 +167,7 @@ def main() -> None:
 def localize_run_dir(run_dir: Path, out: Path, extra: Path | None, refine: int, feature_size: int,
                      photometric: int = 0) -> dict:
     """One `nerfw localize` run; its summary with the per-stage seconds per query and the map's build time."""
-    from nerfw.localization.cli import build_parser, localize_run
+    from nerfw.cli.localize import build_parser, localize_run
 
     argv = ["--run", str(run_dir), "--out", str(out), "--refine", str(refine), "--feature_size", str(feature_size),
             "--photometric", str(photometric), "--no_progress"]

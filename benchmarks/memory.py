@@ -11,7 +11,7 @@ VmHWM of /proc/self/status, which includes the ~200-300 MB of importing torch; "
   load, second start: the same with the cache present (memory-mapped, nothing decoded);
   train:              `nerfw train` in-process for a few steps (grid field, batch 1024) with the cache present.
 
-Next to them: the uint8 image bytes (3 per pixel, all images) and the size the seed's ray cache would have
+Next to them: the uint8 image bytes (3 per pixel, all images) and the size NeRFW-pytorch's ray cache would have
 (12 float32 per training pixel: o, d, near, far, image id, rgb = 48 bytes). Target: peak RSS while loading
 <= 1.5 x uint8 bytes + 300 MB. Output: benchmarks/results/memory.json.
 """
@@ -27,7 +27,7 @@ import common  # noqa: F401  (puts the repository on sys.path)
 from common import (current_rss_mb, emit_child_result, ensure_scene, fmt, format_table, log, peak_rss_mb,
                     run_child, scene_name, train_argv, work_dir, write_result)
 
-SEED_FLOATS_PER_RAY = 12  # seed-system.md "Rays": o(3) d(3) near far image_id rgb(3), float32
+SEED_FLOATS_PER_RAY = 12  # NeRFW-pytorch's Rays: o(3) d(3) near far image_id rgb(3), float32
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
               fmt(r["load_second_start"]["peak_rss_mb"], 0), fmt(r["train_steps"]["peak_rss_mb"], 0),
               fmt(r["target_load_mb"], 0), fmt(r["load_first_start"]["seconds"], 2),
               fmt(r["load_second_start"]["seconds"], 2)] for r in rows]
-    log(format_table(table, ["train imgs", "size", "uint8 MB", "seed cache MB", "peak load 1st MB",
+    log(format_table(table, ["train imgs", "size", "uint8 MB", "NeRFW-pytorch cache MB", "peak load 1st MB",
                              "peak load 2nd MB", "peak train MB", "target MB", "load 1st s", "load 2nd s"]))
     notes = ["MB = 1e6 bytes; peak RSS = VmHWM of a fresh process, imports of torch/numpy included",
-             "seed ray cache = training pixels x 12 float32 (computed, not measured)"]
+             "NeRFW-pytorch ray cache = training pixels x 12 float32 (computed, not measured)"]
     path = write_result("memory", {"rows": rows}, {k: v for k, v in vars(args).items() if k not in
                                                    ("child", "data_root", "scene")}, notes, started)
     log(f"wrote {path}")

@@ -1,6 +1,7 @@
 """Real captures and the wild built-in preset, with the defaults and one time budget each.
 
-    python benchmarks/real_scenes.py [--minutes 10] [--scenes fox,fern,beer,landmark,flight] [--framing auto]
+    python benchmarks/real_scenes.py [--minutes 10 | --steps N] [--scenes fox,fern,beer,landmark,flight] [--tag T]
+                                     [-- nerfw train options]
 
 For every scene: `nerfw train` (defaults, --max_minutes), `nerfw eval` (NeRF-W protocol: appearance fitted on the
 left half of each test image, PSNR/SSIM on the right half), the run's transient share (train_summary.json) and
@@ -9,9 +10,13 @@ a drone video as transforms.json) the static render vs the clean ground truth; o
 of the finest plane the landmark's box spans. "landmark_turned" is the same collection with its SfM world turned
 by a fixed rotation (as a COLMAP frame can be: any orientation), without ground truth; with the model frame
 turned upright (`--orient auto`, the default) it scores what "landmark" scores. "landmark_llff" is the same
-collection as LLFF's imgs2poses ships one (poses_bounds.npy beside the COLMAP model), the hidden collection's layout. Writes benchmarks/results/real_scenes.json (or
-real_scenes_<tag>.json with --tag) and prints a table. Real data: ../shared/realdata (the repository's sibling
-folder), or --realdata.
+collection as LLFF's imgs2poses ships one (poses_bounds.npy beside the COLMAP model), the hidden collection's
+layout.
+
+Prints a table and writes benchmarks/results/real_scenes.json, overwriting it: the file docs/benchmarks.md cites.
+--tag T writes real_scenes_T.json instead, for a variant or a side-by-side comparison; such a file is kept in the
+repository only where docs/benchmarks.md cites it. Real data: ../shared/realdata (the repository's sibling
+folder), NERFW_REALDATA, or --realdata.
 
 Targets (issue 14, 10 minutes on the 2-core CPU): landmark-like collection >= 22 dB, drone-like flight >= 27 dB,
 fox >= 25 dB, LLFF fern at 504x378 >= 24 dB.
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, format_table, log, machine_line, machine, work_dir, write_result  # noqa: F401
+from common import REALDATA, REPO, format_table, log, machine_line, machine, work_dir, write_result  # noqa: F401
 
 TARGETS_DB = {"fox": 25.0, "fern": 24.0, "landmark": 22.0, "landmark_llff": 22.0, "landmark_llff_noimages": 22.0,
               "landmark_llff_nopoints": 22.0, "flight": 27.0}
@@ -71,7 +76,7 @@ def ensure_turned_copy(src: Path, scene: str) -> Path:
     ground truth: its cameras are in the unturned frame). x' = Q x, so a world-to-camera rotation becomes R Q^T."""
     from scipy.spatial.transform import Rotation
 
-    from nerfw.data.conventions import quat_to_rotmat, rotmat_to_quat
+    from nerfw.cameras.conventions import quat_to_rotmat, rotmat_to_quat
 
     dst = src.parent / "landmark_turned"
     marker = dst / f".{scene}.turned.done"
@@ -108,7 +113,7 @@ def ensure_llff_copy(src: Path, scene: str) -> Path:
     """The collection preset as LLFF's imgs2poses writes a capture: poses_bounds.npy (rows in image-name order,
     each with its photo's size and focal; near/far from the sparse points) beside the COLMAP model in sparse/0
     and the images (linked). Its ground truth is linked too: the frame is the same."""
-    from nerfw.data.conventions import T_world_cam_to_llff
+    from nerfw.cameras.conventions import T_world_cam_to_llff
     from nerfw.data.parsers.colmap import load_colmap
 
     dst = src.parent / "landmark_llff"
@@ -156,7 +161,7 @@ def ensure_llff_variant(llff: Path, scene: str, name: str) -> Path:
 
 def landmark_cells(run_dir: Path, data_root: Path) -> float | None:
     """Cells of the finest plane spanned by the landmark box's longest side, in the run's model frame."""
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     box_file = data_root / "SynthLandmark.groundtruth" / "scene.json"
     if not box_file.is_file():
@@ -172,7 +177,7 @@ def landmark_cells(run_dir: Path, data_root: Path) -> float | None:
 
 
 def run_scene(name: str, spec: dict, minutes: float, steps: int, run_root: Path, extra: list[str]) -> dict:
-    from nerfw.tools.evaluate import main as eval_main
+    from nerfw.cli.evaluate import main as eval_main
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -214,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per scene (wall clock)")
     parser.add_argument("--steps", type=int, default=0,
                         help="budget in steps instead of minutes (0: none), for a loaded machine: quality then does "
-                             "not depend on the load; 4000 steps of 1024 rays ~ 10 min on 2 idle cores (0.149 s/step)")
+                             "not depend on the load (docs/benchmarks.md gives the step counts of the 10-minute runs)")
     parser.add_argument("--scenes", default="landmark,flight,fox,fern,beer", help="comma-separated subset")
-    parser.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"),
+    parser.add_argument("--realdata", default=str(REALDATA),
                         help="folder holding fox/, llff_fern/, beer/")
     parser.add_argument("--tag", default="", help="suffix of the result file (e.g. a variant's name)")
     parser.add_argument("train_options", nargs="*", help="extra `nerfw train` options after --, e.g. -- --framing cameras")

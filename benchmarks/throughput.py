@@ -107,7 +107,7 @@ def time_render(model, camera, normalization, device: str, fraction: float, chun
     one-off bake is timed apart and not in the frame time."""
     import torch
 
-    from nerfw.tools.rendering import camera_rays_model
+    from nerfw.model.view_rendering import camera_rays_model
 
     model.eval()
     o, d, near, far = camera_rays_model(camera, normalization, device)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/time_to_quality.py [--quick] [--mlp_minutes 10] [--grid_minutes 2]
 
 Both fields train on the same built-in scene (SynthSquare, seed 0, 160x90 images: --img_downscale 3), on the
-same machine, one after the other in this process, with the trainer's defaults (the mlp is the seed's
+same machine, one after the other in this process, with the trainer's defaults (the mlp is NeRFW-pytorch's
 network: N_c 64, N_f 128, batch 1024, lr 5e-4). While each trains, a copy of the model weights is taken at
 fixed wall-clock marks (between two steps; the copying time is excluded from the clock). The training clock
 starts where the trainer's --max_minutes clock starts: after the scene, image cache, model and logger
@@ -114,7 +114,7 @@ def train_recorded(argv: list[str], marks: list[float]) -> tuple[Path, Recorder,
     recorder.t_called = time.perf_counter()
     with recording(recorder):
         run_dir = train(cfg)
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     final = load_run(run_dir)
     if not recorder.snapshots or recorder.snapshots[-1].step != final.step:  # the final weights always count
@@ -132,9 +132,10 @@ def score(run, args) -> float:
     import numpy as np
     import torch
 
-    from nerfw.tools import metrics
-    from nerfw.tools.evaluate import appearance_for, load_image
-    from nerfw.tools.rendering import camera_rays_model, render_camera
+    from nerfw.evaluation import metrics
+    from nerfw.evaluation.evaluate import appearance_for, load_image
+    from nerfw.model.appearance_fit import FitOptions
+    from nerfw.model.view_rendering import camera_rays_model, render_camera
 
     cameras = [(i, c) for i, c in enumerate(run.scene.cameras) if c.split == "test"]
     cameras = cameras[:args.max_images] if args.max_images > 0 else cameras
@@ -142,7 +143,7 @@ def score(run, args) -> float:
     values = []
     for image_id, camera in cameras:
         gt = load_image(camera.image_path, camera.width, camera.height)  # [H, W, 3]
-        vec = appearance_for(run, camera, image_id, gt, args.eval_mode, args.fit_steps)
+        vec = appearance_for(run, camera, image_id, gt, args.eval_mode, FitOptions(steps=args.fit_steps))
         if args.eval_pixels > 0 and args.eval_mode != "fit_left_half":
             pick = np.random.default_rng([args.seed, image_id]).choice(
                 gt.shape[0] * gt.shape[1], min(args.eval_pixels, gt.shape[0] * gt.shape[1]), replace=False)
@@ -162,7 +163,7 @@ def score(run, args) -> float:
 def score_snapshots(run_dir: Path, snapshots: list[Snapshot], args, device: str | None = None) -> list[dict]:
     import torch
 
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     run = load_run(run_dir, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
@@ -182,10 +183,10 @@ def render_quality(run_dir: Path, args) -> dict:
     renderer and of the fast inference renderer against the images, and of fast against full."""
     import numpy as np
 
-    from nerfw.tools import metrics
-    from nerfw.tools.evaluate import load_image
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.run_io import load_run
+    from nerfw.evaluation import metrics
+    from nerfw.evaluation.evaluate import load_image
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.training.run_io import load_run
 
     run = load_run(run_dir)
     app = run.model.appearance_vector(mean=True)

@@ -89,11 +89,11 @@ def frame_seconds(run_dir: str, width: int = 640, height: int = 360, repeats: in
     after a warm-up frame (the baked proposal volume)."""
     import math
 
-    from nerfw.tools.viewer import load_viewer_run, render_image, vertical_fov, view_camera
+    from nerfw.viewer.server import load_viewer_run, render_image, vertical_fov, view_camera
 
     import torch
 
-    from nerfw.tools.evaluate import cpu_threads
+    from nerfw.evaluation.evaluate import cpu_threads
 
     torch.set_num_threads(cpu_threads())  # as `nerfw view` does on a CPU
     run = load_viewer_run(run_dir)
