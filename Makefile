@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench browser
+.PHONY: demo test test-fast install clean bench browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q tests
+
+# Everything but the end-to-end tests (those that train a model): a quick check while editing.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not e2e" tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -1,4 +1,5 @@
-"""Shared fixtures: small built-in scenes generated once per test session, and tiny training options."""
+"""Shared fixtures: a small built-in scene generated once per test run and a model trained on it briefly
+(plain helpers: helpers.py)."""
 from __future__ import annotations
 
 import os
@@ -6,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import train_argv
+
 # Keep each test process to one thread on a 2-core machine running `pytest -n 2`.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-
-# Options that make a grid-field training step cheap in tests.
-TINY_GRID = ["--field", "grid", "--batch_size", "256", "--img_downscale", "1", "--log_freq", "5",
-             "--val_freq", "1000000", "--progress", "log"]
-
 
 @pytest.fixture(scope="session")
 def tiny_cambridge(tmp_path_factory) -> Path:
@@ -24,11 +20,6 @@ def tiny_cambridge(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_cambridge")
     generate_scene(root, layout="cambridge", scene="Tiny", seed=1, width=80, height=45, n_train=12, n_test=3)
     return root
-
-
-def train_argv(data_root: Path, run_root: Path, exp: str, *extra: str) -> list[str]:
-    return ["--data_root_dir", str(data_root), "--scene", "Tiny", "--root_dir", str(run_root),
-            "--exp_name", exp, *TINY_GRID, *extra]
 
 
 @pytest.fixture(scope="session")
@@ -45,19 +36,13 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
                                          "--save_latest_freq", "1000", "--transient_warmup", "0")))
 
 
-def trained_like_model(field: str = "grid", seed: int = 0, **overrides):
-    """A small model with non-trivial weights (random, perturbed beyond the initial spread) and a dense-ish
-    grid field, on the CPU, in eval mode."""
-    import torch
+# Fixtures that train a model: every test using one (directly or through another fixture) is end to end.
+TRAINING_FIXTURES = {"tiny_run", "lens_env", "loc_env"}
 
-    from nerfw.model.config import ModelConfig
-    from nerfw.model.nerfw_model import build_model
 
-    torch.manual_seed(seed)
-    cfg = ModelConfig(**{"field": field, "grid_max_res": 64, "grid_min_res": 16, "proposal_max_res": 32,
-                         "proposal_min_res": 16, "density_bias": 0.5, **overrides})
-    model = build_model(cfg, n_images=4).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
+def pytest_collection_modifyitems(config, items):
+    """Mark end-to-end tests (`make test-fast` runs the others): those that use a training fixture; tests that
+    train by themselves carry @pytest.mark.e2e."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import BENCHMARKS as BENCH  # noqa: E402
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
@@ -37,7 +37,7 @@ def test_write_result_round_trips(tmp_path, monkeypatch):
 
 
 def test_samples_per_ray_counts_every_network_evaluation():
-    from nerfw.model.config import ModelConfig
+    from nerfw.fields.config import ModelConfig
 
     assert throughput.samples_per_ray(ModelConfig(field="mlp")) == {"field": 64 + (64 + 128), "proposal": 0}
     two_fine = ModelConfig(field="mlp", N_c=8, N_f=4, n_fine=2)  # coarse 8, fine 8+4, fine 8+8

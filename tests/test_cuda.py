@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_argv, trained_like_model
+from helpers import train_argv, trained_like_model
 from nerfw.model.fast_render import FastGridRenderer, FastRenderSettings
-from nerfw.tools import metrics
+from nerfw.evaluation import metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -86,9 +86,10 @@ def test_fast_renderer_on_cuda_matches_cpu_and_bfloat16_is_close():
 
 def test_train_on_cuda_then_evaluate_on_cpu_and_cuda(tiny_cambridge, tmp_path):
     """A short GPU run (bfloat16 autocast) learns; its checkpoint loads on the CPU and renders the same image."""
-    from nerfw.tools.evaluate import evaluate
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.run_io import load_run
+    from nerfw.evaluation.evaluate import evaluate
+    from nerfw.model.appearance_fit import FitOptions
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.training.run_io import load_run
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -96,7 +97,7 @@ def test_train_on_cuda_then_evaluate_on_cpu_and_cuda(tiny_cambridge, tmp_path):
                                             "300", "--batch_size", "1024", "--save_latest_freq", "1000")))
     gpu_run, cpu_run = load_run(run_dir, device="cuda"), load_run(run_dir, device="cpu")
     assert next(gpu_run.model.parameters()).is_cuda and not next(cpu_run.model.parameters()).is_cuda
-    result = evaluate(gpu_run, "test", "fit_left_half", fit_steps=5, write_panels=False, log=lambda m: None)
+    result = evaluate(gpu_run, "test", "fit_left_half", FitOptions(steps=5), write_panels=False, log=lambda m: None)
     assert result["psnr"] > 15.0, result["psnr"]
     camera = cpu_run.scene.split("test")[0]
     app = cpu_run.model.appearance_vector(mean=True)

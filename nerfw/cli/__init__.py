@@ -11,19 +11,19 @@ import sys
 from nerfw.errors import NerfwError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "make-scene": ("nerfw.synthetic.cli", "generate the built-in synthetic 'wild' scene (Cambridge or 7-Scenes layout)"),
-    "inspect": ("nerfw.data.cli", "print what nerfw reads from a dataset (--json for machine-readable)"),
-    "export": ("nerfw.data.export", "export a dataset's cameras, e.g. --format transforms"),
-    "train": ("nerfw.training.cli", "train a NeRF-W (seed flags accepted verbatim; DDP with --num_gpus/--num_procs)"),
-    "eval": ("nerfw.tools.evaluate", "test-split PSNR/SSIM with the NeRF-W appearance protocol"),
-    "render": ("nerfw.tools.render", "render a split, a poses file or a camera path to PNG/MP4"),
-    "cameras": ("nerfw.tools.cameras_ply", "write camera frustums (and points) as a PLY for MeshLab"),
-    "density": ("nerfw.tools.density", "probe the static density on a 3-D grid (LENS)"),
-    "select-views": ("nerfw.tools.select_views", "choose novel camera poses in free space (LENS)"),
-    "synthesize": ("nerfw.tools.synthesize", "render novel views into a Cambridge/7-Scenes-format dataset (LENS)"),
-    "view": ("nerfw.tools.viewer", "look at a trained run in a web browser (viser): fly, switch outputs, see cameras"),
-    "localize": ("nerfw.localization.cli", "localize query photos with the trained NeRF-W as the map (SIFT, PnP)"),
-    "demo": ("nerfw.tools.demo", "build the built-in scene, train, evaluate, render and export cameras"),
+    "make-scene": ("nerfw.cli.make_scene", "generate the built-in synthetic 'wild' scene (Cambridge or 7-Scenes layout)"),
+    "inspect": ("nerfw.cli.inspect", "print what nerfw reads from a dataset (--json for machine-readable)"),
+    "export": ("nerfw.cli.export", "a dataset in another layout (transforms, colmap, llff) or a run's geometry (points, mesh)"),
+    "train": ("nerfw.cli.train", "train a NeRF-W (NeRFW-pytorch's flags accepted verbatim; DDP with --num_gpus/--num_procs)"),
+    "eval": ("nerfw.cli.evaluate", "test-split PSNR/SSIM with the NeRF-W appearance protocol"),
+    "render": ("nerfw.cli.render", "render a split, a poses file or a camera path to PNG/MP4"),
+    "cameras": ("nerfw.cli.cameras", "write camera frustums (and points) as a PLY for MeshLab"),
+    "density": ("nerfw.cli.density", "probe the static density on a 3-D grid (LENS)"),
+    "select-views": ("nerfw.cli.select_views", "choose novel camera poses in free space (LENS)"),
+    "synthesize": ("nerfw.cli.synthesize", "render novel views into a Cambridge/7-Scenes-format dataset (LENS)"),
+    "view": ("nerfw.cli.view", "look at a trained run in a web browser (viser): fly, switch outputs, see cameras"),
+    "localize": ("nerfw.cli.localize", "localize query photos with the trained NeRF-W as the map (SIFT, PnP)"),
+    "demo": ("nerfw.cli.demo", "build the built-in scene, train, evaluate, render and export cameras"),
 }
 
 

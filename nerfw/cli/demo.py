@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from nerfw.options import build_command_parser, parse_command
 
 DEMO_SCENE = "SynthSquare"
 
@@ -35,21 +38,24 @@ def train_args(data_root: Path, out: Path, minutes: float, seed: int) -> list[st
             "--save_latest_freq", "500", "--val_freq", "1000000"]  # batch: the trainer's automatic one
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser
+@dataclass(kw_only=True)
+class DemoOptions:
+    out: str = "demo_out"
+    """folder where the scene, run and outputs go"""
+    minutes: float = 6.0
+    """training wall-clock budget in minutes; more gives a sharper model"""
+    fit_steps: int = 30
+    """Adam steps of the appearance fit per test image (NeRF-W protocol; `nerfw eval` uses 100)"""
+    seed: int = 0
+    """random seed of the scene and of training"""
 
-    parser = Parser(prog="nerfw demo", description=__doc__)
-    parser.add_argument("--out", default="demo_out", help="folder where the scene, run and outputs go")
-    parser.add_argument("--minutes", type=float, default=6.0,
-                        help="training wall-clock budget in minutes; more gives a sharper model")
-    parser.add_argument("--fit_steps", type=int, default=30,
-                        help="Adam steps of the appearance fit per test image (NeRF-W protocol; `nerfw eval` uses 100)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the scene and of training")
-    return parser
+
+def build_parser() -> argparse.ArgumentParser:
+    return build_command_parser("nerfw demo", __doc__, DemoOptions)
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command(argv, "nerfw demo", __doc__, DemoOptions)
     out = Path(args.out)
     t_start = time.time()
     data_root = build_scene(out, args.seed)
@@ -61,21 +67,23 @@ def main(argv: list[str]) -> int:
     print(f"[2/5] training the default '{cfg.model.field}' field for {args.minutes:g} min ...")
     run_dir = train(cfg)
 
-    from nerfw.tools.evaluate import evaluate
-    from nerfw.tools.run_io import load_run
+    from nerfw.evaluation.evaluate import evaluate
+    from nerfw.model.appearance_fit import FitOptions
+    from nerfw.training.run_io import load_run
 
     run = load_run(run_dir)
     print(f"[3/5] evaluating on the test split (NeRF-W protocol, {args.fit_steps} fit steps per image) ...")
-    metrics = evaluate(run, "test", "fit_left_half", fit_steps=args.fit_steps, log=lambda m: None)
+    metrics = evaluate(run, "test", "fit_left_half", FitOptions(steps=args.fit_steps), log=lambda m: None)
 
-    from nerfw.tools.render import build_parser as render_parser, render_all
+    from nerfw.cli.render import build_parser as render_parser
+    from nerfw.outputs.render import render_all
 
     print("[4/5] rendering a video along the training path ...")
     video_dir = out / "video"
     render_all(run, render_parser().parse_args(["--run", str(run_dir), "--out", str(video_dir), "--path", "interp",
                                                 "--n_frames", "24"]), log=lambda m: None)
 
-    from nerfw.tools.cameras_ply import write_cameras_ply
+    from nerfw.data.cameras_ply import write_cameras_ply
 
     ply = write_cameras_ply(out / "cameras.ply", run.scene.cameras, points=run.scene.points,
                             point_colors=run.scene.point_colors)

@@ -2,60 +2,98 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from nerfw.errors import ConfigError
+from nerfw.localization.features import SiftExtractor, image_size
+from nerfw.localization.localize import LocalizeParams, Localizer
+from nerfw.localization.mapping import MapParams, load_or_build_map
+from nerfw.localization.outputs import write_all
+from nerfw.localization.queries import folder_queries, split_queries
+from nerfw.options import build_command_parser, parse_command
+from nerfw.training.run_io import load_run
+
+PROG = "nerfw localize"
+DESCRIPTION = __doc__.split("\n\n")[0]
+QUERIES, MAP, POSE = "queries (default: --split test)", "map", "pose"
+
+
+def _in(group: str, default):
+    return field(default=default, metadata={"group": group})
+
+
+@dataclass(kw_only=True)
+class LocalizeOptions:
+    run: str
+    """a training run folder"""
+    split: str = _in(QUERIES, "")
+    """localize this split of the run's dataset (default test)"""
+    images: str = _in(QUERIES, "")
+    """a folder of query photos (every image file under it)"""
+    poses: str = _in(QUERIES, "")
+    """a Cambridge-format poses file naming the query photos (relative to --images, default the dataset's folder);
+    errors are computed against it"""
+    fx: float | None = _in(QUERIES, None)
+    """query intrinsics in their pixels (default: the dataset's camera, when all its images share one)"""
+    fy: float | None = _in(QUERIES, None)
+    """vertical focal length in pixels (default --fx)"""
+    cx: float | None = _in(QUERIES, None)
+    """principal point x in pixels (default: the image centre)"""
+    cy: float | None = _in(QUERIES, None)
+    """principal point y in pixels (default: the image centre)"""
+    max_queries: int = _in(QUERIES, 0)
+    """localize the first N queries only (0: all)"""
+    map_extra: str = _in(MAP, "")
+    """a `nerfw synthesize` output whose views join the map (LENS)"""
+    feature_size: int = _in(MAP, MapParams.feature_size)
+    """longest side of the images SIFT sees, pixels (0: the run's training resolution; never above an image file's
+    own size)"""
+    max_features: int = _in(MAP, MapParams.max_features)
+    """SIFT keypoints per image at most"""
+    min_opacity: float = _in(MAP, MapParams.min_opacity)
+    """static opacity a map keypoint's ray needs"""
+    max_transient: float = _in(MAP, MapParams.max_transient)
+    """highest transient share of a map keypoint"""
+    max_depth_spread: float = _in(MAP, MapParams.max_depth_spread)
+    """drop map keypoints whose neighbouring rays (1 feature pixel away) see depths differing by more than this share
+    of theirs (depth edges; 0: keep them)"""
+    clusters: int = _in(MAP, MapParams.clusters)
+    """VLAD vocabulary size"""
+    top_k: int = _in(POSE, LocalizeParams.top_k)
+    """retrieved map images matched per query"""
+    ratio: float = _in(POSE, LocalizeParams.ratio)
+    """Lowe's ratio test"""
+    max_error: float = _in(POSE, LocalizeParams.max_error)
+    """RANSAC threshold, pixels of the feature image"""
+    min_inliers: int = _in(POSE, LocalizeParams.min_inliers)
+    """fewer PnP inliers: the query fails"""
+    refine: int = _in(POSE, LocalizeParams.refine)
+    """render-and-match rounds at most (0: off)"""
+    photometric: int = _in(POSE, LocalizeParams.photometric)
+    """photometric alignment rounds at most: the query photo aligned to the model's RGB-D render at the estimate,
+    every rendered pixel. A round is kept only if the PnP inliers do not contradict it (a chi-square test), so it
+    corrects poses from a coarse map and leaves precise ones alone (docs/localization.md has the measurements). 0:
+    off, faster"""
+    photometric_size: int = _in(POSE, LocalizeParams.photometric_size)
+    """longest side in pixels of the photometric alignment's render and photo (0: twice the feature size, at most
+    the photo's and 1024; larger is more precise and slower)"""
+    name: str = ""
+    """output folder name under RUN/localization (default: from the queries)"""
+    out: str = ""
+    """output folder (default RUN/localization/<name>)"""
+    device: str = "cpu"
+    """torch device of the model (cpu, cuda, cuda:1)"""
+    no_progress: bool = False
+    """no progress bars"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nerfw localize", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a training run folder")
-    q = p.add_argument_group("queries (default: --split test)")
-    q.add_argument("--split", default="", help="localize this split of the run's dataset (default test)")
-    q.add_argument("--images", default="", help="a folder of query photos (every image file under it)")
-    q.add_argument("--poses", default="", help="a Cambridge-format poses file naming the query photos (relative to "
-                                               "--images, default the dataset's folder); errors are computed against it")
-    q.add_argument("--fx", type=float, default=None, help="query intrinsics in their pixels (default: the dataset's "
-                                                          "camera, when all its images share one)")
-    q.add_argument("--fy", type=float, default=None, help="vertical focal length in pixels (default --fx)")
-    q.add_argument("--cx", type=float, default=None, help="principal point x in pixels (default: the image centre)")
-    q.add_argument("--cy", type=float, default=None, help="principal point y in pixels (default: the image centre)")
-    q.add_argument("--max_queries", type=int, default=0, help="localize the first N queries only (0: all)")
-    m = p.add_argument_group("map")
-    m.add_argument("--map_extra", default="", help="a `nerfw synthesize` output whose views join the map (LENS)")
-    m.add_argument("--feature_size", type=int, default=0,
-                   help="longest side of the images SIFT sees, pixels (0: the run's training resolution; never "
-                        "above an image file's own size)")
-    m.add_argument("--max_features", type=int, default=4096, help="SIFT keypoints per image at most")
-    m.add_argument("--min_opacity", type=float, default=0.9, help="static opacity a map keypoint's ray needs")
-    m.add_argument("--max_transient", type=float, default=0.2, help="highest transient share of a map keypoint")
-    m.add_argument("--max_depth_spread", type=float, default=0.1,
-                   help="drop map keypoints whose neighbouring rays (1 feature pixel away) see depths differing by more "
-                        "than this share of theirs (depth edges; 0: keep them)")
-    m.add_argument("--clusters", type=int, default=64, help="VLAD vocabulary size")
-    s = p.add_argument_group("pose")
-    s.add_argument("--top_k", type=int, default=5, help="retrieved map images matched per query")
-    s.add_argument("--ratio", type=float, default=0.8, help="Lowe's ratio test")
-    s.add_argument("--max_error", type=float, default=4.0, help="RANSAC threshold, pixels of the feature image")
-    s.add_argument("--min_inliers", type=int, default=12, help="fewer PnP inliers: the query fails")
-    s.add_argument("--refine", type=int, default=3, help="render-and-match rounds at most (0: off)")
-    s.add_argument("--photometric", type=int, default=2,
-                   help="photometric alignment rounds at most: the query photo aligned to the model's RGB-D render at "
-                        "the estimate, every rendered pixel. A round is kept only if the PnP inliers do not "
-                        "contradict it (a chi-square test), so it corrects poses from a coarse map (built-in scene at "
-                        "160 px: 0.144 -> 0.049 m) and leaves precise ones alone (fox: 0.004 m either way). 0: off, "
-                        "faster (docs/localization.md)")
-    s.add_argument("--photometric_size", type=int, default=0,
-                   help="longest side in pixels of the photometric alignment's render and photo (0: twice the "
-                        "feature size, at most the photo's and 1024; larger is more precise and slower)")
-    p.add_argument("--name", default="", help="output folder name under RUN/localization (default: from the queries)")
-    p.add_argument("--out", default="", help="output folder (default RUN/localization/<name>)")
-    p.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda, cuda:1)")
-    p.add_argument("--no_progress", action="store_true", help="no progress bars")
-    return p
+    return build_command_parser(PROG, DESCRIPTION, LocalizeOptions)
 
 
 def check_args(args) -> None:
@@ -88,14 +126,6 @@ def default_name(args) -> str:
 
 def localize_run(args, log=print) -> dict:
     """The whole command for parsed args; returns write_all's summary plus the output folder."""
-    from tqdm import tqdm
-
-    from nerfw.localization.features import SiftExtractor, image_size
-    from nerfw.localization.localize import LocalizeParams, Localizer
-    from nerfw.localization.mapping import MapParams, load_or_build_map
-    from nerfw.localization.outputs import write_all
-    from nerfw.localization.queries import folder_queries, split_queries
-    from nerfw.tools.run_io import load_run
 
     check_args(args)
     run = load_run(args.run, device=args.device)
@@ -123,7 +153,7 @@ def localize_run(args, log=print) -> dict:
     out = Path(args.out) if args.out else Path(run.run_dir) / "localization" / (args.name or default_name(args))
     info = {"run": str(run.run_dir), "step": run.step, "frame": "dataset", "format": run.scene.format,
             "map": {**locmap.stats, "seconds_this_run": map_seconds, "extra": args.map_extra or None},
-            "params": {k: v for k, v in vars(args).items()}}
+            "params": dict(vars(args))}
     done = write_all(out, results, {q.name: q for q in queries}, info)
     log(done["text"])
     log(f"wrote {', '.join(str(p) for p in done['files'].values())}")
@@ -131,12 +161,7 @@ def localize_run(args, log=print) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    localize_run(args)
+    localize_run(parse_command(argv, PROG, DESCRIPTION, LocalizeOptions))
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    raise SystemExit(main(sys.argv[1:]))

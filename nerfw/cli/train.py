@@ -1,4 +1,4 @@
-"""`nerfw train`: the seed's flags verbatim (see nerfw.training.config), DDP, checkpoints, TensorBoard.
+"""`nerfw train`: NeRFW-pytorch's flags verbatim (see nerfw.training.config), DDP, checkpoints, TensorBoard.
 
 Single process:      nerfw train --data_root_dir D --scene S --exp_name E
 CPU DDP (gloo):      nerfw train ... --num_procs 2
@@ -20,6 +20,9 @@ def main(argv: list[str]) -> int:
     cfg = parse_config(argv)
     from nerfw.training.trainer import train
 
-    run_dir = train(cfg)
+    live_viewer = None
+    if cfg.train.viewer:  # viser is imported only when the page is asked for
+        from nerfw.viewer.server import LiveViewer as live_viewer
+    run_dir = train(cfg, live_viewer)
     print(f"run folder: {run_dir}")
     return 0

@@ -7,12 +7,12 @@ with no faces. Everything is in the dataset's own frame and units.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from plyfile import PlyData, PlyElement
 
+from nerfw.cameras.pixels import lens_normalized
 from nerfw.data.scene import CameraView
 
 SPLIT_COLORS = {"train": (220, 40, 40), "test": (40, 90, 230), "synth": (40, 190, 70), "synthetic": (40, 190, 70)}
@@ -24,7 +24,6 @@ FACES_PER_CAMERA = 6
 def frustum_vertices(camera: CameraView, size: float) -> np.ndarray:
     """[5, 3] world points: the centre, then image corners (0,0), (W,0), (W,H), (0,H) at z-depth `size`
     (the corners' rays through the lens model when the camera has one; pinhole where it has no inverse)."""
-    from nerfw.training.ray_batches import lens_normalized
 
     corners = np.array([[0, 0], [camera.width, 0], [camera.width, camera.height], [0, camera.height]], float)
     xy, _ = lens_normalized(camera.fx, camera.fy, camera.cx, camera.cy, corners, camera.distortion)
@@ -79,53 +78,3 @@ def write_cameras_ply(path: Path, cameras: list[CameraView], size: float | None 
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser
-    from nerfw.data.cli import add_dataset_args
-
-    parser = Parser(prog="nerfw cameras", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="the .ply file to write (binary; MeshLab, CloudCompare, Blender open it)")
-    parser.add_argument("--run", default="", help="a run folder (its dataset is used, read as it was trained)")
-    add_dataset_args(parser, required=False)
-    parser.add_argument("--views", default="", help="also draw a Cambridge-format poses file as synthetic views")
-    parser.add_argument("--points", choices=["none", "sparse", "density"], default="sparse",
-                        help="points to add: the dataset's sparse points, or a run's density probe (density.npz)")
-    parser.add_argument("--size", type=float, default=0.0, help="frustum depth in dataset units (0: automatic)")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    from nerfw.data.cli import load_from_args
-
-    args = build_parser().parse_args(argv)
-    from nerfw.errors import ConfigError
-
-    if args.run:
-        from nerfw.tools.run_io import load_run
-
-        run = load_run(args.run)
-        scene = run.scene
-    elif args.data_root_dir:
-        scene = load_from_args(args)
-    else:
-        raise ConfigError("give --run DIR or --data_root_dir DIR [--scene S]")
-    cameras = list(scene.cameras)
-    if args.views:
-        from nerfw.tools.poses_file import read_poses_file
-
-        template = scene.split("train")[0]
-        cameras += read_poses_file(Path(args.views), template, split="synth")
-    points, colors = None, None
-    if args.points == "sparse" and scene.points is not None:
-        points, colors = scene.points, scene.point_colors
-    elif args.points == "density":
-        if not args.run:
-            raise ConfigError("--points density needs --run")
-        npz = Path(args.run) / "density" / "density.npz"
-        if not npz.is_file():
-            raise ConfigError(f"{npz}: not found; run `nerfw density --run {args.run}` first")
-        data = np.load(npz)
-        points = data["occupied_points"]
-    path = write_cameras_ply(Path(args.out), cameras, args.size or None, points, colors)
-    print(f"wrote {path}: {len(cameras)} cameras" + (f", {len(points)} points" if points is not None else ""))
-    return 0

@@ -22,18 +22,17 @@ lenses have no nerfstudio form: only nerfw_distortion is written, and the export
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.cli import add_dataset_args, load_from_args
-from nerfw.data.conventions import Distortion, T_world_cam_to_opengl
+from nerfw.cameras.conventions import Distortion, T_world_cam_to_llff, T_world_cam_to_opengl
 from nerfw.data.parsers.common import image_size
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.data.vertex_ply import write_vertices
+from nerfw.data.writers import write_colmap_text
 from nerfw.errors import ConfigError
 
 
@@ -136,7 +135,6 @@ def _colmap_points(scene: SceneData) -> list[tuple]:
 
 def write_colmap(scene: SceneData, out_dir: Path, with_images_list: bool = True) -> Path:
     """out_dir/images (links) and a COLMAP text model in out_dir/sparse/0 (one camera per image)."""
-    from nerfw.synthetic.writers import write_colmap_text
 
     out_dir = Path(out_dir)
     names = _link_images(scene, out_dir / "images")
@@ -155,7 +153,6 @@ def write_colmap(scene: SceneData, out_dir: Path, with_images_list: bool = True)
 
 def write_llff(scene: SceneData, out_dir: Path) -> Path:
     """poses_bounds.npy (each row: the pose, the image file's H, W and focal, near, far) + images + sparse/0."""
-    from nerfw.data.conventions import T_world_cam_to_llff
 
     out_dir = Path(out_dir)
     write_colmap(scene, out_dir, with_images_list=False)
@@ -178,55 +175,3 @@ def llff_notes(scene: SceneData) -> list[str]:
             f"(written with fx and the image centre; e.g. {off[0]})"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser, add_switch
-    from nerfw.tools.geometry_export import add_arguments as add_geometry_arguments
-
-    parser = Parser(prog="nerfw export", description="Export a dataset in another layout (cameras, lenses and sparse "
-                                                     "points), or a trained run's static geometry (--run).")
-    add_dataset_args(parser, required=False)
-    parser.add_argument("--format", default="transforms", choices=("transforms", "llff", "colmap", "points", "mesh"),
-                        help="output format: transforms = nerfstudio / instant-ngp transforms.json (OpenGL axes) and "
-                             "the sparse points as sparse_pc.ply; llff = a folder with poses_bounds.npy, images/ "
-                             "(links) and the lenses and points in sparse/0; colmap = a folder with images/ (links) "
-                             "and a COLMAP text model in sparse/0; with --run: points = a coloured point cloud (.ply) "
-                             "of the static scene, mesh = its surface by marching cubes (.ply or .obj), both in the "
-                             "dataset's frame and units")
-    parser.add_argument("--out", required=True, help="output: a .json file for transforms, a folder for llff and "
-                                                     "colmap, a .ply (or mesh: .obj) file for points and mesh")
-    add_switch(parser, "--absolute_paths", "write absolute image paths (default: relative to the output file, "
-                                           "so the file can move with the images)")
-    add_geometry_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.run is not None:
-        from nerfw.tools.geometry_export import run_geometry_export
-
-        return run_geometry_export(args)
-    if args.format in ("points", "mesh"):
-        raise ConfigError(f"--format {args.format} exports a trained model's geometry: give --run RUN")
-    if not args.data_root_dir:
-        raise ConfigError("nerfw export: give --data_root_dir (a dataset) or --run (a trained run)")
-    if args.format == "transforms" and not args.out.endswith(".json"):
-        raise ConfigError(f"--out {args.out}: expected a .json file name")
-    if args.format != "transforms" and Path(args.out).is_file():
-        raise ConfigError(f"--out {args.out}: expected a folder for --format {args.format}")
-    scene = load_from_args(args)
-    if args.format == "llff":
-        path = write_llff(scene, Path(args.out))
-        notes = llff_notes(scene)
-    elif args.format == "colmap":
-        path, notes = write_colmap(scene, Path(args.out)), []
-    else:
-        path = write_transforms(scene, Path(args.out), args.absolute_paths)
-        only_nerfw = sum(1 for c in scene.cameras if lens_keys(c.distortion)[0] == "")
-        notes = [f"{only_nerfw} camera(s) have a lens model nerfstudio cannot express (rational OpenCV or VisualSfM "
-                 "radial); it is written as nerfw_distortion only, which other tools ignore"] if only_nerfw else []
-    points = 0 if scene.points is None else len(scene.points)
-    print(f"wrote {len(scene.cameras)} cameras and {points} sparse points ({scene.format}) to {path}")
-    for note in notes:
-        print(f"note: {note}")
-    return 0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerfw.data.conventions import camera_rays
+from nerfw.cameras.conventions import camera_rays
 from nerfw.errors import ConfigError
 
 METHODS = ("auto", "points", "focus", "frustum", "cameras")
@@ -211,12 +211,12 @@ def widen(framing: Framing, train, grid_max_res: int) -> Framing:
       points' ball does.
 
     For the focus rule the ratio is 1 / tan(half the short side's view), so the threshold is a lens's: views wider
-    than 32 degrees on their short side hold their cameras. Measured side by side (docs/benchmarks.md, "Framing in
-    every layout"): held, the fox (2.55) gains 4.9 dB at 800 steps and beer framed by its focus (3.07) 0.87 dB at
-    2,500 steps (28.42 vs 27.55 dB widened to detail); the collection preset framed by its focus (2.9) loses 0.21
-    dB held (21.12 vs 21.33 dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue
-    held. The points' ball is never held to the cameras: it is where the content is, and holding the cameras lost
-    0.13 dB on the collection preset (radius 3.77 instead of 1.97, 1,500 steps)."""
+    than 32 degrees on their short side hold their cameras. Measured side by side (benchmarks/real_scenes.py): held,
+    the fox (2.55) gains 4.9 dB at 800 steps and beer framed by its focus (3.07) 0.87 dB at 2,500 steps (28.42 vs
+    27.55 dB widened to detail); the collection preset framed by its focus (2.9) loses 0.21 dB held (21.12 vs 21.33
+    dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue held. The points' ball is
+    never held to the cameras: it is where the content is, and holding the cameras lost 0.13 dB on the collection
+    preset (radius 3.77 instead of 1.97, 1,500 steps)."""
     reach = camera_reach(train, framing.center)
     if reach <= CLOSE_CAMERAS * framing.radius:
         return widen_to_cameras(framing, train)

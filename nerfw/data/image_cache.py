@@ -1,6 +1,6 @@
 """Decoded, downscaled images of a scene stored once as uint8 in one flat memory-mapped .npy.
 
-Replaces the seed's ray cache (12 float32 per ray, ~16 GB for StMarysChurch at downscale 3, not keyed by
+Replaces NeRFW-pytorch's ray cache (12 float32 per ray, ~16 GB for StMarysChurch at downscale 3, not keyed by
 downscale): here 3 bytes per pixel, rays are made on the fly from the camera parameters.
 
 Files in cache_dir, for key = hash of everything that shapes the pixels (file paths, sizes, mtimes,

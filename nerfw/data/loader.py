@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nerfw.data.parsers import colmap, phototourism
+from nerfw.data.parsers.cambridge import load_cambridge
+from nerfw.data.parsers.colmap import load_colmap
+from nerfw.data.parsers.llff import load_llff
+from nerfw.data.parsers.phototourism import load_phototourism
+from nerfw.data.parsers.sevenscenes import load_sevenscenes
+from nerfw.data.parsers.transforms import load_transforms
 from nerfw.data.scene import SceneData
 from nerfw.errors import DatasetError
 
@@ -34,7 +41,6 @@ def _has_7scenes_frames(root: Path) -> bool:
 
 def detect_format(root: Path) -> str:
     """The format of a scene folder, from the files it holds."""
-    from nerfw.data.parsers import colmap, phototourism
 
     if (root / "dataset_train.txt").is_file() or (root / "dataset_test.txt").is_file():
         return "cambridge"
@@ -68,19 +74,13 @@ def load_scene(data_root_dir, scene: str | None = None, dataset: str = "auto", i
     if fmt not in FORMATS:
         raise DatasetError(root, f"unknown --dataset {dataset!r}; expected auto or one of {', '.join(FORMATS)}")
     if fmt == "cambridge":
-        from nerfw.data.parsers.cambridge import load_cambridge
         return load_cambridge(root, img_downscale, focal=focal)
     if fmt == "7scenes":
-        from nerfw.data.parsers.sevenscenes import load_sevenscenes
         return load_sevenscenes(root, img_downscale, focal=sevenscenes_focal, test_every=test_every)
     if fmt == "colmap":
-        from nerfw.data.parsers.colmap import load_colmap
         return load_colmap(root, img_downscale, test_every=test_every)
     if fmt == "phototourism":
-        from nerfw.data.parsers.phototourism import load_phototourism
         return load_phototourism(root, img_downscale)
     if fmt == "llff":
-        from nerfw.data.parsers.llff import load_llff
         return load_llff(root, img_downscale, test_every=test_every)
-    from nerfw.data.parsers.transforms import load_transforms
     return load_transforms(root, img_downscale, test_every=test_every)

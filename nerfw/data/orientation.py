@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nerfw.data.framing import MIN_POINTS
+
 ORIENT_METHODS = ("auto", "none")
 MIN_RIGHT_SPREAD = 0.05  # 2nd eigenvalue of mean(r r^T): the x axes span a plane (about 13 deg of yaw spread)
 MIN_ANISOTROPY = 1.5  # horizontal principal variances must differ this much to define x
@@ -176,7 +178,6 @@ def snap_to_dataset_axes(rotation: np.ndarray) -> tuple[np.ndarray, str]:
 def orient_scene(scene, framing, method: str = "auto") -> Orientation:
     """The orientation of a scene's model frame: its training cameras, and as content the sparse points inside
     the framing's ball (at least framing.MIN_POINTS of them), else the training camera centres."""
-    from nerfw.data.framing import MIN_POINTS
 
     train = scene.split("train") or scene.cameras
     content = np.stack([c.center for c in train])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import T_world_cam_to_cambridge, cambridge_to_T_world_cam
+from nerfw.cameras.conventions import T_world_cam_to_cambridge, cambridge_to_T_world_cam
 from nerfw.data.scene import CameraView
 from nerfw.errors import DatasetError
 

@@ -7,12 +7,14 @@ with every model, so every pose nerfw writes goes back into the dataset's frame 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion
+from nerfw.cameras.conventions import Distortion
+from nerfw.data.framing import choose_framing
+from nerfw.data.orientation import orient_scene
 
 
 @dataclass
@@ -43,6 +45,14 @@ class CameraView:
     @property
     def center(self) -> np.ndarray:
         return self.T_world_cam[:3, 3]
+
+    def at_width(self, width: int) -> CameraView:
+        """The same camera at most ``width`` pixels wide (never wider than it is): intrinsics scaled with the
+        image, for cheap low-resolution renders."""
+        s = min(1.0, width / self.width)
+        w, h = max(1, round(self.width * s)), max(1, round(self.height * s))
+        sx, sy = w / self.width, h / self.height
+        return replace(self, width=w, height=h, fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy)
 
     def to_json(self) -> dict:
         return {
@@ -125,8 +135,6 @@ class Normalization:
         """Centre and scale so that the scene's content ball (nerfw.data.framing) becomes the ball of radius
         target_radius, the part of the model frame a scene contraction leaves uncontracted; axes turned by
         nerfw.data.orientation (``orient`` "none": the dataset's axes)."""
-        from nerfw.data.framing import choose_framing
-        from nerfw.data.orientation import orient_scene
 
         framing = choose_framing(scene, method, scene_box)
         return cls.from_framing(framing, target_radius, orient_scene(scene, framing, orient).rotation)

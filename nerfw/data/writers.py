@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nerfw.data.conventions import (T_world_cam_to_cambridge, T_world_cam_to_colmap, T_world_cam_to_nvm,
-                                    T_world_cam_to_sevenscenes)
+from nerfw.cameras.conventions import (
+    T_world_cam_to_cambridge,
+    T_world_cam_to_colmap,
+    T_world_cam_to_nvm,
+    T_world_cam_to_sevenscenes,
+)
 
 CAMBRIDGE_HEADER = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
 

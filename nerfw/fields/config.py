@@ -1,4 +1,4 @@
-"""Model options. Field names of the seed's flags are kept verbatim (seed-system.md "Options").
+"""Model options. Field names of NeRFW-pytorch's flags are kept verbatim (NeRFW-pytorch's Options).
 
 Only bool / int / float / str fields: nerfw.training.config builds the command-line parser from them.
 """
@@ -10,63 +10,63 @@ from dataclasses import dataclass
 @dataclass
 class ModelConfig:
     """NeRF-W model options (both fields), loss weights and sampler constants. Each field's docstring is its
-    `nerfw train --help` text (the default is appended); "Seed flag" marks the seed's options."""
+    `nerfw train --help` text (the default is appended); "NeRFW-pytorch flag" marks NeRFW-pytorch's options."""
 
     field: str = "grid"
     """Scene representation: "grid" (tri-plane features + small MLPs + proposal sampler; fast on a CPU, the
-    default) or "mlp" (the seed's CustomNeRFW: 8x256 MLP, coarse + fine; the paper's model, about 50x slower)."""
+    default) or "mlp" (NeRFW-pytorch's CustomNeRFW: 8x256 MLP, coarse + fine; the paper's model, about 50x slower)."""
 
-    # --- mlp field (the seed's network)
+    # --- mlp field (NeRFW-pytorch's network)
     layers: int = 8
-    """Seed flag. mlp: trunk depth in layers (seed 8). Fewer layers train faster with less detail."""
+    """NeRFW-pytorch flag. mlp: trunk depth in layers (NeRFW-pytorch: 8). Fewer layers train faster with less detail."""
     W: int = 256
-    """Seed flag. mlp: trunk width in units (seed 256); the colour and transient heads are W // 2 wide as the
-    seed. Halve it for quick CPU experiments."""
+    """NeRFW-pytorch flag. mlp: trunk width in units (NeRFW-pytorch: 256); the colour and transient heads are W // 2 wide as
+    NeRFW-pytorch's. Halve it for quick CPU experiments."""
     skip_layer: int = 4
-    """mlp: trunk layer index that takes [PE(x), h] again (seed and NeRF: 4); keep it below --layers."""
+    """mlp: trunk layer index that takes [PE(x), h] again (NeRFW-pytorch and NeRF: 4); keep it below --layers."""
     transient_layers: int = 4
-    """mlp: hidden layers of the transient head (seed 4)."""
+    """mlp: hidden layers of the transient head (NeRFW-pytorch: 4)."""
     N_xyz_freq: int = 15
-    """Seed flag. mlp: positional-encoding frequencies of positions (seed 15; the grid field does not use it).
+    """NeRFW-pytorch flag. mlp: positional-encoding frequencies of positions (NeRFW-pytorch: 15; the grid field does not use it).
     Fewer give smoother, blurrier scenes."""
     N_dir_freq: int = 4
-    """Seed flag. Positional-encoding frequencies of view directions (seed 4), both fields; 0-4 is typical."""
+    """NeRFW-pytorch flag. Positional-encoding frequencies of view directions (NeRFW-pytorch: 4), both fields; 0-4 is typical."""
     N_c: int = 64
-    """Seed flag. mlp: coarse samples per ray (seed 64); more for deep scenes, at a linear cost."""
+    """NeRFW-pytorch flag. mlp: coarse samples per ray (NeRFW-pytorch: 64); more for deep scenes, at a linear cost."""
     N_f: int = 128
-    """Seed flag. mlp: fine samples per ray per fine network; a fine network evaluates all earlier samples too
-    (seed 128)."""
+    """NeRFW-pytorch flag. mlp: fine samples per ray per fine network; a fine network evaluates all earlier samples too
+    (NeRFW-pytorch: 128)."""
     n_fine: int = 1
-    """mlp: number of fine networks, each importance-sampling from the previous one (seed 1)."""
+    """mlp: number of fine networks, each importance-sampling from the previous one (NeRFW-pytorch: 1)."""
     use_disp: bool = False
-    """Seed flag. mlp: coarse samples linear in disparity (1/depth) instead of depth (seed False); True for
+    """NeRFW-pytorch flag. mlp: coarse samples linear in disparity (1/depth) instead of depth (NeRFW-pytorch: False); True for
     scenes reaching far away."""
     mlp_last_delta: float = 1e10
     """mlp: length in model units of the last sample interval, so the last sample absorbs what lies behind it
-    (NeRF 1e10; the seed 233, nerf_pl 100)."""
+    (NeRF 1e10; NeRFW-pytorch 233, nerf_pl 100)."""
     coarse_appearance: bool = True
-    """mlp: the coarse network has its own appearance embedding (the seed's updated system: True)."""
+    """mlp: the coarse network has its own appearance embedding (NeRFW-pytorch's updated system: True)."""
 
     # --- both fields
     perturb: float = 1.0
-    """Seed flag. Jitter of the stratified samples in training, as a fraction of a bin (seed 1.0; 0: none); never
+    """NeRFW-pytorch flag. Jitter of the stratified samples in training, as a fraction of a bin (NeRFW-pytorch: 1.0; 0: none); never
     at test time."""
     encode_a: bool = True
-    """Seed flag. Per-image appearance embeddings (NeRF-W Sec. 4.1): lighting / exposure per photo. False for
+    """NeRFW-pytorch flag. Per-image appearance embeddings (NeRF-W Sec. 4.1): lighting / exposure per photo. False for
     scenes shot under constant light."""
     encode_t: bool = True
-    """Seed flag. Transient head with per-image transient embeddings and uncertainty beta (NeRF-W Sec. 4.2):
+    """NeRFW-pytorch flag. Transient head with per-image transient embeddings and uncertainty beta (NeRF-W Sec. 4.2):
     people, cars. False when nothing moves between photos."""
     a_dim: int = 48
-    """Seed flag. Appearance embedding size, numbers per image (seed 48)."""
+    """NeRFW-pytorch flag. Appearance embedding size, numbers per image (NeRFW-pytorch: 48)."""
     t_dim: int = 16
-    """Seed flag. Transient embedding size, numbers per image (seed 16)."""
+    """NeRFW-pytorch flag. Transient embedding size, numbers per image (NeRFW-pytorch: 16)."""
     beta_min: float = 0.1
-    """Seed flag. Minimum uncertainty beta_min added to the rendered beta, in colour units (NeRF-W Eq. 11; seed
-    README 0.1, code 0.03). Larger values trust every pixel more evenly."""
+    """NeRFW-pytorch flag. Minimum uncertainty beta_min added to the rendered beta, in colour units (NeRF-W Eq. 11;
+    NeRFW-pytorch's README 0.1, its code 0.03). Larger values trust every pixel more evenly."""
     lambda_u: float = 0.01
-    """Seed flag. Weight of the transient-density regulariser (NeRF-W Eq. 13; seed README 0.01, code 0.1). Raise
-    it if the transient head explains away static content."""
+    """NeRFW-pytorch flag. Weight of the transient-density regulariser (NeRF-W Eq. 13; NeRFW-pytorch's README 0.01,
+    its code 0.1). Raise it if the transient head explains away static content."""
     transient_warmup: int = -1
     """Steps at the start of training with the transient density switched off (the static field first learns what
     every image shares; 0: the paper's schedule, transient head on from the first step). -1: automatic, 4 % of an

@@ -17,7 +17,7 @@ _HASH_PRIMES = (1, 2654435761, 805459861)
 
 
 def positional_encoding(x: torch.Tensor, n_freq: int) -> torch.Tensor:
-    """NeRF Eq. 4 as the seed writes it: [x, sin(2^k x), cos(2^k x)] for k < n_freq, WITHOUT the paper's pi.
+    """NeRF Eq. 4 as NeRFW-pytorch writes it: [x, sin(2^k x), cos(2^k x)] for k < n_freq, WITHOUT the paper's pi.
 
     x: [..., D] -> [..., D * (1 + 2 n_freq)]
     """

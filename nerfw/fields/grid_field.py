@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nerfw.fields.config import ModelConfig
 from nerfw.fields.contraction import contract
 from nerfw.fields.encodings import TriPlanes
 from nerfw.fields.heads import FieldOutput, NeRFWHeads, SkyHead
-from nerfw.model.config import ModelConfig
 
 # contract() maps space into the ball of radius 2; the planes cover [-1, 1].
 CONTRACTED_RADIUS = 2.0

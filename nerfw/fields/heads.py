@@ -1,6 +1,6 @@
 """The NeRF-W heads shared by both fields: appearance-conditioned colour and the transient head.
 
-The seed's heads concatenate per-ray inputs (embeddings, encoded direction) with per-sample features before a
+NeRFW-pytorch's heads concatenate per-ray inputs (embeddings, encoded direction) with per-sample features before a
 Linear layer. ``Linear([f, c]) = W_f f + W_c c``, so :class:`ConditionedMLP` computes the per-ray half once per
 ray instead of once per sample: the same function (tested against the concatenating reference), fewer FLOPs.
 """
@@ -35,7 +35,7 @@ class ConditionedMLP(nn.Module):
         return self.rest(h)
 
     def reference(self, feat: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """The seed's form: concatenate per sample, one Linear (for tests)."""
+        """NeRFW-pytorch's form: concatenate per sample, one Linear (for tests)."""
         if self.first_cond is None:
             return self.rest(self.first(feat))
         weight = torch.cat([self.first.weight, self.first_cond.weight], dim=1)
@@ -56,7 +56,7 @@ class FieldOutput:
 
 class NeRFWHeads(nn.Module):
     """Appearance-conditioned static colour (NeRF-W Eq. 7 / Sec. 4.1) and the transient head (Sec. 4.2):
-    sigma_t (softplus), c_t (sigmoid), beta (softplus), without view dependence as in the paper and the seed.
+    sigma_t (softplus), c_t (sigmoid), beta (softplus), without view dependence as in the paper and NeRFW-pytorch.
     Owns the per-image embedding tables (sized n_images: train and test images)."""
 
     def __init__(self, n_images: int, feat_dim: int, hidden: int, color_layers: int, transient_layers: int,
@@ -64,7 +64,7 @@ class NeRFWHeads(nn.Module):
         super().__init__()
         self.n_dir_freq = n_dir_freq
         self.a_dim = a_dim if encode_a else 0
-        # nn.Embedding's N(0, 1) initialisation, as the seed.
+        # nn.Embedding's N(0, 1) initialisation, as NeRFW-pytorch.
         self.appearance = nn.Embedding(n_images, a_dim) if encode_a else None
         self.color = ConditionedMLP(feat_dim, self.a_dim + pe_dim(3, n_dir_freq), hidden, color_layers, 3)
         self.transient_embedding = nn.Embedding(n_images, t_dim) if encode_t else None

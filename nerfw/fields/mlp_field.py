@@ -1,13 +1,13 @@
-"""The seed's CustomNeRFW (seed-system.md "Model"): an 8 x 256 ReLU MLP on positionally encoded positions."""
+"""NeRFW-pytorch's CustomNeRFW (NeRFW-pytorch's Model): an 8 x 256 ReLU MLP on positionally encoded positions."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nerfw.fields.config import ModelConfig
 from nerfw.fields.encodings import pe_dim, positional_encoding
 from nerfw.fields.heads import FieldOutput, NeRFWHeads
-from nerfw.model.config import ModelConfig
 
 
 class NeRFWMLP(nn.Module):

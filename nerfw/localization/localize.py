@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nerfw.localization.features import SiftExtractor, match_descriptors, read_grey, to_grey
-from nerfw.localization.mapping import LocMap, feature_shape, normalized_rays
+from nerfw.cameras.conventions import intrinsics_matrix, invert_T, project_points
+from nerfw.localization.features import SiftExtractor, match_descriptors, read_grey, read_rgb, to_grey
+from nerfw.localization.mapping import LocMap, bounds_for, feature_shape, normalized_rays
+from nerfw.localization.photometric import align, undistort_image
 from nerfw.localization.pose import PoseEstimate, pose_errors, refine_pose, solve_pose
 from nerfw.localization.queries import Query
 from nerfw.localization.retrieval import top_k, vlad
-
+from nerfw.model.view_rendering import render_camera
 
 # The default alignment resolution stops here (longest side, pixels): each round renders every pixel, and a
 # 1920-pixel render costs minutes per query on a CPU. --photometric_size goes beyond it (e.g. on a GPU).
@@ -134,14 +136,12 @@ class Localizer:
     def _render(self, query: Query, shape, T: np.ndarray):
         """The model's static render at pose T through the query's pinhole camera at the feature resolution:
         (that camera, render_camera's output)."""
-        from nerfw.tools.rendering import render_camera
 
         cam = query.camera
         sx, sy = shape[0] / cam.width, shape[1] / cam.height
         cam_f = dataclasses.replace(cam, width=shape[0], height=shape[1], fx=cam.fx * sx, fy=cam.fy * sy,
                                     cx=cam.cx * sx, cy=cam.cy * sy, T_world_cam=T, distortion=None)
         if cam_f.far <= 0:
-            from nerfw.localization.mapping import bounds_for
 
             cam_f = bounds_for(self.run, cam_f)
         image_id = self._appearance_row(T)
@@ -217,9 +217,6 @@ class Localizer:
         plus ``drift`` pixels. The inliers' residual is the features' own precision; a correction far beyond it is
         not supported by them (a weak model's blurred render can pull the alignment off; measured on the
         built-in scene, good corrections changed the median by -50 % to +70 %)."""
-        from nerfw.localization.features import read_rgb
-        from nerfw.localization.photometric import align, undistort_image
-        from nerfw.data.conventions import invert_T
 
         cam = query.camera
         # twice the feature resolution (never above the photo's own, nor above PHOTOMETRIC_DEFAULT_MAX unless asked):
@@ -267,7 +264,6 @@ class Localizer:
 def reprojection_distances(T_world_cam: np.ndarray, uv: np.ndarray, xyz: np.ndarray, cam) -> np.ndarray:
     """Distances in pixels [N] between points xyz [N, 3] projected by the pinhole camera `cam` at T_world_cam and
     their observations uv [N, 2] (undistorted reference pixels); inf for points behind the camera."""
-    from nerfw.data.conventions import intrinsics_matrix, project_points
 
     proj, z = project_points(intrinsics_matrix(cam.fx, cam.fy, cam.cx, cam.cy), T_world_cam, xyz)
     return np.where(z > 1e-9, np.linalg.norm(proj - uv, axis=1), np.inf)

@@ -22,10 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfw.cameras.pixels import lens_normalized
+from nerfw.data.poses_file import parse_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.localization import LocalizationError
 from nerfw.localization.features import Features, SiftExtractor, image_size, read_grey
 from nerfw.localization.retrieval import DEFAULT_CLUSTERS, fit_vocabulary, vlad
+from nerfw.novel_views.density import run_fingerprint
+from nerfw.novel_views.selection import TrainCameras, novel_camera
+from nerfw.novel_views.synthesis import appearance_tensor
 
 MAP_VERSION = 3
 
@@ -89,7 +94,6 @@ def training_images(run) -> list[MapImage]:
 def synthesized_images(out: Path) -> list[MapImage]:
     """The views of a `nerfw synthesize` output folder (either layout): pinhole cameras from camera.json, poses
     from dataset_synth.txt, appearance from appearance.json."""
-    from nerfw.tools.poses_file import parse_poses_file
 
     out = Path(out)
     try:
@@ -125,7 +129,6 @@ def keypoints_in_camera(features: Features, camera: CameraView, shape: tuple[int
 # ----------------------------------------------------------------------------- rendering keypoint rays
 def normalized_rays(camera: CameraView, uv: np.ndarray) -> np.ndarray:
     """Undistorted normalised coordinates [N, 2] of reference-camera pixels uv [N, 2] through its lens."""
-    from nerfw.training.ray_batches import lens_normalized
 
     xy, _ = lens_normalized(camera.fx, camera.fy, camera.cx, camera.cy, uv, camera.distortion)
     return xy
@@ -166,7 +169,6 @@ def bounds_for(run, camera: CameraView) -> CameraView:
     """A synthesized view has no near/far: its nearest training camera's, widened by the distance between them."""
     if camera.far > 0:
         return camera
-    from nerfw.tools.select_views import TrainCameras, novel_camera
 
     ref = novel_camera(camera.name, camera.T_world_cam, TrainCameras(run.scene.cameras))
     return dataclasses.replace(camera, near=ref.near, far=ref.far)
@@ -175,7 +177,6 @@ def bounds_for(run, camera: CameraView) -> CameraView:
 def appearance_of(run, image: MapImage) -> torch.Tensor | None:
     if image.appearance is None:
         return None
-    from nerfw.tools.synthesize import appearance_tensor
 
     return appearance_tensor(run.model, image.appearance)
 
@@ -210,7 +211,6 @@ def points_of_image(run, image: MapImage, extractor: SiftExtractor, params: MapP
 
 # ----------------------------------------------------------------------------- building and caching
 def map_key(run, images: list[MapImage], params: MapParams, size: int) -> str:
-    from nerfw.tools.density import run_fingerprint
 
     files = []
     for im in images:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import T_world_cam_to_cambridge
+from nerfw.cameras.conventions import T_world_cam_to_cambridge
+from nerfw.data.cameras_ply import FRUSTUM_FACES, auto_size, frustum_vertices
+from nerfw.data.poses_file import write_poses_file
 from nerfw.localization.localize import QueryResult, errors_of
 from nerfw.localization.pose import RECALL_THRESHOLDS, summarize
 
@@ -85,7 +87,6 @@ def summary_text(summary: dict, units: str = "m") -> str:
 
 
 def write_poses(path: Path, results: list[QueryResult]) -> Path:
-    from nerfw.tools.poses_file import write_poses_file
 
     return write_poses_file(path, [(r.name, r.T_world_cam) for r in results if r.status == "ok"])
 
@@ -132,7 +133,6 @@ def write_frustums(path: Path, results: list[QueryResult], queries: dict, size: 
     """PLY: each query's true frustum (blue, when known) and estimated frustum (orange)."""
     from plyfile import PlyData, PlyElement
 
-    from nerfw.tools.cameras_ply import FRUSTUM_FACES, auto_size, frustum_vertices
 
     cams, colors = [], []
     for r in results:

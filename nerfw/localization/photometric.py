@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nerfw.data.conventions import make_T, normalized_to_pixels
+from nerfw.cameras.conventions import make_T, normalized_to_pixels
 
 # local normalisation: variance floor, a local contrast of 0.03 (8 grey levels): below it (flat or noisy regions)
 # the image is only high-passed, not amplified (measured on the built-in scene: docs/localization.md)

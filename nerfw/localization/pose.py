@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerfw.data.conventions import invert_T, rotation_angle
+from nerfw.cameras.conventions import invert_T, rotation_angle
 
 # (translation in dataset units, rotation in degrees): Cambridge's usual 0.25 m / 2 deg, 0.5 m / 5 deg, 5 m / 10 deg
 # and 7-Scenes' 5 cm / 5 deg.

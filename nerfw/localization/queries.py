@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfw.data.poses_file import parse_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.localization import IntrinsicsError, LocalizationError
 from nerfw.localization.features import image_size
@@ -81,7 +82,6 @@ def query_camera(name: str, path: Path, size: tuple[int, int], intrinsics: dict 
 def folder_queries(run, folder: Path | None, poses: Path | None, intrinsics: dict | None) -> list[Query]:
     """Photos of `folder` (every image file under it), or the images a poses file names (relative to `folder`,
     default the dataset's folder), with intrinsics from the flags or the dataset's single camera."""
-    from nerfw.tools.poses_file import parse_poses_file
 
     template = None if intrinsics and intrinsics.get("fx") else dataset_camera(run)
     if intrinsics and not intrinsics.get("fx") and any(intrinsics.get(k) is not None for k in ("fy", "cx", "cy")):

@@ -9,13 +9,13 @@ PROPOSAL_EPS = 1e-7
 
 
 def mse(rgb: torch.Tensor, rgb_gt: torch.Tensor) -> torch.Tensor:
-    """Plain NeRF colour loss: mean over rays and channels of (C - C_gt)^2 (as the seed and nerf_pl)."""
+    """Plain NeRF colour loss: mean over rays and channels of (C - C_gt)^2 (as NeRFW-pytorch and nerf_pl)."""
     return torch.mean((rgb - rgb_gt) ** 2)
 
 
 def nerfw_color_loss(rgb: torch.Tensor, rgb_gt: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """NeRF-W Eq. 13, first term: mean over rays of ||C - C_gt||^2 / (2 beta^2), the squared norm summed over
-    the 3 channels as in the paper. (The seed and nerf_pl average over channels instead, i.e. divide this by 3,
+    the 3 channels as in the paper. (NeRFW-pytorch and nerf_pl average over channels instead, i.e. divide this by 3,
     which moves the optimal beta by a factor sqrt(3).) rgb, rgb_gt [N, 3]; beta [N]."""
     return torch.mean(((rgb - rgb_gt) ** 2).sum(-1) / (2 * beta**2))
 

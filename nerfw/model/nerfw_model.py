@@ -11,14 +11,27 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nerfw.fields.config import ModelConfig
 from nerfw.fields.grid_field import GridNeRFW, ProposalDensity
+from nerfw.fields.heads import NeRFWHeads
 from nerfw.fields.mlp_field import NeRFWMLP
 from nerfw.model import losses
-from nerfw.model.config import ModelConfig
-from nerfw.rendering.compositing import Composite, composite_nerfw, deltas_from_depths, deltas_from_edges, \
-    weights_from_density
-from nerfw.rendering.samplers import (edges_from_spacing, fractions, importance_depths, merge_sorted,
-                                      sample_pdf, stratified_depths)
+from nerfw.model.fast_render import FastGridRenderer
+from nerfw.rendering.compositing import (
+    Composite,
+    composite_nerfw,
+    deltas_from_depths,
+    deltas_from_edges,
+    weights_from_density,
+)
+from nerfw.rendering.samplers import (
+    edges_from_spacing,
+    fractions,
+    importance_depths,
+    merge_sorted,
+    sample_pdf,
+    stratified_depths,
+)
 
 
 @dataclass
@@ -58,9 +71,9 @@ def _output(comp: Composite, sigma_t: torch.Tensor | None, **extra) -> RenderOut
 
 
 class MLPRenderer(nn.Module):
-    """The seed's hierarchical sampling: a coarse network on N_c stratified samples, then ``n_fine`` networks,
+    """NeRFW-pytorch's hierarchical sampling: a coarse network on N_c stratified samples, then ``n_fine`` networks,
     each adding N_f inverse-CDF samples drawn from the previous weights (NeRF Sec. 5.2) and evaluating all
-    samples so far. Only the last network has the transient head (as the seed's updated system); each network
+    samples so far. Only the last network has the transient head (as NeRFW-pytorch's updated system); each network
     owns its embedding tables."""
 
     def __init__(self, cfg: ModelConfig, n_images: int):
@@ -160,7 +173,7 @@ class GridRenderer(nn.Module):
 
 
 class NeRFW(nn.Module):
-    """NeRF in the Wild with a selectable field ("grid" default, "mlp" the seed's). See docs/model.md."""
+    """NeRF in the Wild with a selectable field ("grid" default, "mlp" NeRFW-pytorch's). See docs/model.md."""
 
     def __init__(self, cfg: ModelConfig, n_images: int):
         super().__init__()
@@ -191,7 +204,6 @@ class NeRFW(nn.Module):
         paper, docs/model.md): the static field
         first learns what all images share, so the per-image transient head cannot take the landmark itself.
         The head still runs (zero gradients), so DDP sees every parameter used."""
-        from nerfw.fields.heads import NeRFWHeads
 
         for module in self.modules():
             if isinstance(module, NeRFWHeads):
@@ -226,7 +238,6 @@ class NeRFW(nn.Module):
 
     def fast_renderer(self):
         """The model's :class:`FastGridRenderer` (made on first use; it re-bakes when the weights change)."""
-        from nerfw.model.fast_render import FastGridRenderer
 
         if getattr(self, "_fast_renderer", None) is None:
             self._fast_renderer = FastGridRenderer(self.renderer)

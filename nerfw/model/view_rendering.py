@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nerfw.data.conventions import pixel_centers
+from nerfw.cameras.conventions import pixel_centers
+from nerfw.cameras.pixels import lens_normalized
 from nerfw.data.scene import CameraView, Normalization
-from nerfw.training.ray_batches import lens_normalized
 
 
 def camera_rays_model(camera: CameraView, normalization: Normalization, device="cpu", distortion: bool = True):

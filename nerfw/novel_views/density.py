@@ -6,7 +6,7 @@ the static density sigma(x) of the model on a regular grid over the scene, in th
 * the box: robust percentiles (0.5 / 99.5) of the training camera centres and of the scene content (their
   union), expanded by a margin on every side. Content is the dataset's sparse points; 7-Scenes has none, so
   points back-projected from its depth maps are used (else the frustums' corners at the far bound). (The
-  seed used the camera centres only, so geometry outside the camera hull was never probed.)
+  NeRFW-pytorch probed around the camera centres only, so geometry outside the camera hull was never probed.)
 * the grid: cubic cells of side ``spacing = longest box side / resolution``; one sample at each cell centre.
 * units: sigma is returned per DATASET unit of length (1/metre for Cambridge and 7-Scenes). The model works
   in the normalised frame ``x_model = (x_dataset - center) * scale`` where optical depth is
@@ -29,7 +29,6 @@ coloured by density, with the training cameras) for MeshLab.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -39,11 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfw.cameras.pixels import lens_normalized
+from nerfw.data.cameras_ply import write_cameras_ply
+from nerfw.data.parsers.sevenscenes import read_depth_m
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import ConfigError, NerfwError
+from nerfw.model.view_rendering import render_camera
 
-BOUNDS_PERCENTILES = (0.5, 99.5)  # robust box of camera centres / sparse points (seed: 0.5-99.5 of centres)
-DEFAULT_RESOLUTION = 128  # cells along the longest side of the box (seed: 64 along the shortest)
+BOUNDS_PERCENTILES = (0.5, 99.5)  # robust box of camera centres / sparse points (NeRFW-pytorch: 0.5-99.5 of centres)
+DEFAULT_RESOLUTION = 128  # cells along the longest side of the box (NeRFW-pytorch: 64 along the shortest)
 DEFAULT_MARGIN_FRACTION = 0.05  # margin = this * longest side of the percentile box, when --margin is not given
 DEFAULT_OCCUPIED_ALPHA = 0.5  # a cell is occupied when it absorbs this fraction of light (default threshold)
 MAX_CELLS = 64_000_000  # refuse grids larger than this (memory: 4 bytes per cell for sigma)
@@ -82,8 +85,6 @@ def depth_points(cameras: list, max_views: int = 64, stride: int = 8) -> np.ndar
     For datasets without sparse points (7-Scenes): they tell the box where the walls are. Raw Kinect depth is
     not registered to the colour camera; a few centimetres do not matter for a bounding box.
     """
-    from nerfw.data.parsers.sevenscenes import read_depth_m
-    from nerfw.training.ray_batches import lens_normalized
 
     with_depth = [c for c in cameras if c.depth_path is not None and Path(c.depth_path).is_file()]
     chosen = with_depth[:: max(1, len(with_depth) // max_views)][:max_views]
@@ -104,7 +105,6 @@ def depth_points(cameras: list, max_views: int = 64, stride: int = 8) -> np.ndar
 
 def frustum_points(cameras: list) -> np.ndarray:
     """[5 * n, 3]: each camera's principal point and image corners at its far bound (last resort)."""
-    from nerfw.training.ray_batches import lens_normalized
 
     pts = []
     for c in cameras:
@@ -293,14 +293,12 @@ def _min_around(depth: np.ndarray, fu: np.ndarray, fv: np.ndarray) -> np.ndarray
 
 def render_visibility(run, width: int = VISIBILITY_WIDTH, chunk: int = 8192, log=print) -> VisibilityMaps:
     """Render every training camera of a loaded run at `width` pixels (pinhole, static, mean appearance)."""
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import check_camera
 
     cameras = run.scene.split("train")
     appearance = run.model.appearance_vector(mean=True)
     depths = []
     for c in cameras:
-        small = check_camera(c, width)
+        small = c.at_width(width)
         out = render_camera(run.model, small, run.normalization, chunk, appearance=appearance,
                             use_transient=False, fast=True, distortion=False)
         depths.append(np.where(out["opacity"] >= VISIBILITY_MIN_OPACITY, out["depth"], np.inf).astype(np.float32))
@@ -379,7 +377,6 @@ def density_colors(sigma: np.ndarray, threshold: float) -> np.ndarray:
 
 def write_density_ply(grid: DensityGrid, path: Path, scene: SceneData | None = None) -> Path:
     """Occupied cell centres as coloured points (+ the training cameras, red) in one PLY."""
-    from nerfw.tools.cameras_ply import write_cameras_ply
 
     mask = grid.occupied_mask
     points, colors = grid.occupied_points, density_colors(grid.sigma[mask], grid.threshold)
@@ -392,7 +389,7 @@ def write_density_ply(grid: DensityGrid, path: Path, scene: SceneData | None = N
 def run_density(run, out_dir: Path | None = None, resolution: int = DEFAULT_RESOLUTION,
                 threshold: float | None = None, margin: float | None = None, chunk: int = 65536,
                 log=print) -> tuple[DensityGrid, Path]:
-    """Probe a loaded run (nerfw.tools.run_io.Run); write density.npz + occupied.ply; return (grid, npz)."""
+    """Probe a loaded run (nerfw.training.run_io.Run); write density.npz + occupied.ply; return (grid, npz)."""
     out_dir = Path(out_dir) if out_dir else Path(run.run_dir) / "density"
     bounds = scene_box(run.scene, margin)
     grid = probe_density(run.model, run.normalization, bounds, resolution, threshold, chunk)
@@ -404,32 +401,3 @@ def run_density(run, out_dir: Path | None = None, resolution: int = DEFAULT_RESO
     return grid, npz
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser
-
-    p = Parser(prog="nerfw density", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a training run folder")
-    p.add_argument("--out", default="", help="output folder (default RUN/density)")
-    p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help="cells along the longest box side")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="occupied where sigma > this, per dataset unit (default: ln2 / cell side)")
-    p.add_argument("--margin", type=float, default=None,
-                   help=f"box margin in dataset units (default {DEFAULT_MARGIN_FRACTION:g} x longest side)")
-    p.add_argument("--chunk", type=int, default=65536,
-                   help="points per model query; only speed and memory change")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model runs")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if args.resolution < 2:
-        raise ConfigError(f"--resolution must be >= 2, got {args.resolution}")
-    if args.threshold < 0 or (args.margin is not None and args.margin < 0):
-        raise ConfigError("--threshold and --margin must be >= 0")
-    from nerfw.tools.run_io import load_run
-
-    run = load_run(args.run, device=args.device)
-    _, npz = run_density(run, args.out or None, args.resolution, args.threshold or None, args.margin, args.chunk)
-    print(f"wrote {npz} and {npz.parent / 'occupied.ply'}")
-    return 0

@@ -8,25 +8,25 @@ chosen from the NeRF's geometry; this module does it as follows (all in the DATA
    (a) it is nearer than ``d_view`` to some training camera centre;
    (b) training cameras saw through it: at least ``min_views`` training cameras have it inside their image and
        in front of the model's rendered static surface along the ray by at least ``d_scene``
-       (``nerfw.tools.density.VisibilityMaps``: one low-resolution depth map per training camera, rendered once
+       (``nerfw.novel_views.density.VisibilityMaps``: one low-resolution depth map per training camera, rendered once
        and cached in RUN/density/visibility.npz). Space no camera saw through (under the ground, inside solids,
        behind facades) is never free, whatever density the model gives it;
    (c) it is farther than ``d_scene`` from every occupied cell of the density probe and from every rendered
        surface point (the depth maps' pixels back-projected: the probe samples cell centres only and misses
        thin surfaces such as the ground).
    The grid is refined (r grows) until at least ``n_novel`` candidates remain. ``min_views = 0`` turns (b) and
-   the surface points off (the density rule alone, as the seed).
+   the surface points off (the density rule alone, as NeRFW-pytorch).
 2. ``n_novel`` candidates are drawn without replacement (numpy Generator seeded with --seed, so the
    selection is deterministic). Each gets the rotation of its nearest training camera times a random
    rotation of angle uniform in [0, theta] about a uniformly random axis, applied in the camera frame:
    ``R_world_new = R_world_nearest @ R(axis * angle)``; the angle between the two orientations is then
-   exactly ``angle <= theta``. (The seed built an improper quaternion from three uniform angles, so its
+   exactly ``angle <= theta``. (NeRFW-pytorch built an improper quaternion from three uniform angles, so its
    perturbation angle was not bounded by theta.)
 3. Each chosen view is rendered at low resolution (``--check_width`` pixels wide); views whose mean
    opacity is below ``--min_opacity`` (they look at mostly empty space) are dropped, and further
    candidates (refining the grid when the pool runs out) are tried until ``n_novel`` views remain.
 
-Defaults as in the seed: 7-Scenes d_scene = 0.15 m, d_view = 0.15 m, theta = 9 deg; Cambridge and every
+Defaults as in NeRFW-pytorch: 7-Scenes d_scene = 0.15 m, d_view = 0.15 m, theta = 9 deg; Cambridge and every
 other format d_scene = 2 m, d_view = 6 m, theta = 9 deg (dataset units; override with the flags).
 
 Outputs: FILE, a Cambridge-format poses file (``seq_synth/frameNNNNN.png X Y Z W P Q R``, from frame00001);
@@ -35,7 +35,6 @@ per view, the nearest training image, its distance, the rotation angle and the m
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -45,9 +44,13 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
+from nerfw.data.cameras_ply import write_cameras_ply
+from nerfw.data.poses_file import write_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.errors import ConfigError, NerfwError
+from nerfw.model.view_rendering import render_camera
+from nerfw.novel_views.density import load_or_render_visibility
 
 # (d_scene, d_view, theta in degrees) per dataset format; "default" for Cambridge and everything else.
 DEFAULTS = {"7scenes": (0.15, 0.15, 9.0), "default": (2.0, 6.0, 9.0)}
@@ -164,7 +167,7 @@ def free_mask(points: np.ndarray, occupied_tree: cKDTree | None, train: TrainCam
 
 def candidate_rounds(lo: np.ndarray, hi: np.ndarray, occupied: np.ndarray, train: TrainCameras,
                      d_scene: float, d_view: float, visibility=None, min_views: int = 0):
-    """Yield (spacing, free candidates [N, 3]) for ever finer grids (seed: spacing = shortest side / r)."""
+    """Yield (spacing, free candidates [N, 3]) for ever finer grids (NeRFW-pytorch: spacing = shortest side / r)."""
     tree = cKDTree(occupied) if len(occupied) else None
     shortest = max(float(np.min(hi - lo)), 1e-9)
     r = 2
@@ -196,20 +199,10 @@ def orient(center: np.ndarray, train: TrainCameras, rng: np.random.Generator,
 
 
 # ----------------------------------------------------------------------------- opacity check
-def check_camera(camera: CameraView, width: int) -> CameraView:
-    """The same camera at a low resolution (intrinsics scaled with the image)."""
-    s = min(1.0, width / camera.width)
-    w, h = max(1, round(camera.width * s)), max(1, round(camera.height * s))
-    sx, sy = w / camera.width, h / camera.height
-    return dataclasses.replace(camera, width=w, height=h, fx=camera.fx * sx, fy=camera.fy * sy,
-                               cx=camera.cx * sx, cy=camera.cy * sy)
-
-
 def view_opacity(run, camera: CameraView, width: int, chunk: int = 8192) -> float:
     """Mean opacity of a low-resolution static render (the mean appearance: opacity does not depend on it)."""
-    from nerfw.tools.rendering import render_camera
 
-    out = render_camera(run.model, check_camera(camera, width), run.normalization, chunk,
+    out = render_camera(run.model, camera.at_width(width), run.normalization, chunk,
                         appearance=run.model.appearance_vector(mean=True), use_transient=False)
     return float(np.mean(out["opacity"]))
 
@@ -226,7 +219,6 @@ def select_views(run, density, params: SelectionParams, log=print, visibility=No
     occupied = density.occupied_points
     if params.min_views > 0:
         if visibility is None:
-            from nerfw.tools.density import load_or_render_visibility
 
             visibility = load_or_render_visibility(run, params.visibility_width, log=log)
         surfaces = visibility.surface_points()
@@ -245,7 +237,7 @@ def select_views(run, density, params: SelectionParams, log=print, visibility=No
                                           visibility if params.min_views > 0 else None, params.min_views):
         fresh = _untried(free, tried, spacing)
         log(f"select-views: spacing {spacing:.4g}: {len(free)} free candidates ({len(fresh)} untried)")
-        if len(free) < params.n_novel:  # as the seed: refine until the grid alone holds n_novel candidates
+        if len(free) < params.n_novel:  # as NeRFW-pytorch: refine until the grid alone holds n_novel candidates
             continue
         for i in rng.permutation(len(fresh)):
             center = fresh[i]
@@ -278,8 +270,6 @@ def _untried(points: np.ndarray, tried: list[np.ndarray], spacing: float) -> np.
 # ----------------------------------------------------------------------------- outputs
 def write_selection(views: list[NovelView], path: Path, run, params: SelectionParams) -> dict[str, Path]:
     """Poses file + .ply (frustums) + .json (details) for the selected views."""
-    from nerfw.tools.cameras_ply import write_cameras_ply
-    from nerfw.tools.poses_file import write_poses_file
 
     path = Path(path)
     write_poses_file(path, [(v.name, v.T_world_cam) for v in views])
@@ -298,69 +288,3 @@ def write_selection(views: list[NovelView], path: Path, run, params: SelectionPa
     return {"poses": path, "ply": ply, "json": info}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser
-
-    p = Parser(prog="nerfw select-views", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a training run folder")
-    p.add_argument("--n_novel", type=int, required=True, help="how many novel views")
-    p.add_argument("--out", required=True, help="the poses file to write (Cambridge format)")
-    p.add_argument("--density", default="", help="density.npz (default RUN/density/density.npz; probed if absent)")
-    p.add_argument("--d_scene", type=float, default=None,
-                   help="min distance to occupied space, dataset units (default: the LENS values, 0.15 for "
-                        "7-Scenes, 2 for every other format)")
-    p.add_argument("--d_view", type=float, default=None,
-                   help="max distance to a training camera, dataset units (default: 0.15 for 7-Scenes, 6 otherwise)")
-    p.add_argument("--theta", type=float, default=None,
-                   help="max rotation from the nearest camera in degrees (default: 9)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the candidate positions and rotations")
-    p.add_argument("--min_opacity", type=float, default=0.5, help="drop views with a lower mean opacity (0: off)")
-    p.add_argument("--check_width", type=int, default=32, help="width of the opacity-check render (pixels)")
-    p.add_argument("--min_views", type=int, default=2,
-                   help="training cameras that must have seen through a free centre, with d_scene of free space "
-                        "beyond it (0: the density rule alone)")
-    p.add_argument("--visibility_width", type=int, default=48,
-                   help="width in pixels of the training cameras' visibility depth maps (rendered once, cached)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model runs")
-    return p
-
-
-def params_from_args(args, fmt: str) -> SelectionParams:
-    d_scene, d_view, theta = defaults_for(fmt)
-    params = SelectionParams(
-        n_novel=args.n_novel, d_scene=d_scene if args.d_scene is None else args.d_scene,
-        d_view=d_view if args.d_view is None else args.d_view, theta_deg=theta if args.theta is None else args.theta,
-        seed=args.seed, min_opacity=args.min_opacity, check_width=args.check_width, min_views=args.min_views,
-        visibility_width=args.visibility_width)
-    if params.n_novel < 1 or params.d_scene < 0 or params.d_view <= 0 or not 0 <= params.theta_deg <= 180:
-        raise ConfigError("expected --n_novel >= 1, --d_scene >= 0, --d_view > 0 and 0 <= --theta <= 180")
-    if params.check_width < 1 or not 0 <= params.min_opacity <= 1:
-        raise ConfigError("expected --check_width >= 1 and 0 <= --min_opacity <= 1")
-    if params.min_views < 0 or params.visibility_width < 2:
-        raise ConfigError("expected --min_views >= 0 and --visibility_width >= 2")
-    return params
-
-
-def load_or_probe_density(run, path: str, log=print):
-    from nerfw.tools.density import load_density, run_density
-
-    npz = Path(path) if path else Path(run.run_dir) / "density" / "density.npz"
-    if npz.is_file():
-        return load_density(npz)
-    if path:
-        raise NerfwError(f"{npz}: density grid not found")
-    log(f"select-views: no {npz}; probing the density with the defaults first")
-    return run_density(run, log=log)[0]
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    from nerfw.tools.run_io import load_run
-
-    run = load_run(args.run, device=args.device)
-    params = params_from_args(args, run.scene.format)
-    density = load_or_probe_density(run, args.density)
-    views = select_views(run, density, params)
-    paths = write_selection(views, Path(args.out), run, params)
-    print(f"wrote {len(views)} novel views to {paths['poses']} (frustums {paths['ply']}, details {paths['json']})")
-    return 0

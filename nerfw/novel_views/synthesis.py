@@ -1,18 +1,18 @@
 """`nerfw synthesize`: render novel views into a dataset that localization code reads unchanged (LENS).
 
 LENS (arXiv 2110.06558) augments a pose regressor's training set with NeRF-W renders at novel poses. Each
-view is rendered with the TRANSIENT HEAD OFF (only the static scene: the seed leaked transient occluders into
+view is rendered with the TRANSIENT HEAD OFF (only the static scene: NeRFW-pytorch leaked transient occluders into
 its synthetic images) and with one appearance embedding per view:
 
 * ``nearest``: the embedding of the training image whose camera centre is nearest to the view;
 * ``interp``: ``(1 - t) a_i + t a_j`` for the two nearest training images i, j, with t uniform in [0, 1]
   drawn from a generator seeded by (--seed, view index), so it does not depend on the number of processes.
-  (The seed computed this interpolation but never used it.)
+  (NeRFW-pytorch computed this interpolation but never used it.)
 
 The choice is written per view to OUT/appearance.json.
 
 Views are split across processes with no overlap and no gap: view k goes to rank ``k % N``
-(torch.multiprocessing, one process per GPU with --num_gpus N, else --num_procs N CPU processes). The seed
+(torch.multiprocessing, one process per GPU with --num_gpus N, else --num_procs N CPU processes). NeRFW-pytorch
 rendered every view on every GPU. Rendering is resumable: a view whose files all exist is skipped, and
 every file is written to a temporary name and renamed, so a killed run never leaves a half-written frame.
 
@@ -32,7 +32,6 @@ are never overwritten; the ones written are listed in OUT/.nerfw/manifest.json.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -43,8 +42,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from nerfw.cameras.conventions import T_world_cam_to_nvm
+from nerfw.data.poses_file import HEADER, format_pose_line
 from nerfw.errors import ConfigError, NerfwError
-from nerfw.tools.select_views import TrainCameras, novel_camera
+from nerfw.model.view_rendering import render_camera
+from nerfw.novel_views.selection import TrainCameras, novel_camera
+from nerfw.training.run_io import load_run
 
 DEPTH_MIN_OPACITY = 0.5  # rendered depth is invalid (0) where the accumulated opacity is lower
 DEPTH_MM_MAX = 65534  # 65535 marks invalid depth in 7-Scenes files; 0 too
@@ -216,7 +219,6 @@ def render_share(run, job: SynthJob, rank: int, world_size: int) -> tuple[list[i
     """Render this rank's views (k % world_size == rank); returns (rendered, skipped) view indices."""
     from tqdm import tqdm
 
-    from nerfw.tools.rendering import render_camera
 
     train = TrainCameras(run.scene.cameras)
     mine = [job.views[k] for k in assign_views(len(job.views), world_size, rank)]
@@ -242,7 +244,6 @@ def render_share(run, job: SynthJob, rank: int, world_size: int) -> tuple[list[i
 
 def _worker(rank: int, world_size: int, job: SynthJob) -> None:
     """Entry point of a spawned process: load the run on this rank's device and render its share."""
-    from nerfw.tools.run_io import load_run
 
     if job.device_kind == "cuda":
         device = f"cuda:{rank}"
@@ -311,7 +312,6 @@ class Manifest:
 
 
 def poses_text(job: SynthJob) -> str:
-    from nerfw.tools.poses_file import HEADER, format_pose_line
 
     lines = HEADER + [format_pose_line(v["out_name"], np.asarray(v["T"])) for v in job.views]
     return "\n".join(lines) + "\n"
@@ -320,7 +320,6 @@ def poses_text(job: SynthJob) -> str:
 def nvm_text(job: SynthJob, points: np.ndarray | None, colors: np.ndarray | None) -> str:
     """NVM_V3 with one camera line per view (focal at the rendered size) and the sparse points (no
     measurements), so the Cambridge parser finds focal lengths and near/far bounds."""
-    from nerfw.data.conventions import T_world_cam_to_nvm
 
     lines = ["NVM_V3", "", str(len(job.views))]
     for v in job.views:
@@ -371,7 +370,7 @@ def claim_view_files(job: SynthJob, manifest: Manifest) -> None:
     rels, foreign = [], []
     for v in job.views:
         files = [p.relative_to(out).as_posix() for p in view_files(job.layout, out, v["out_name"]).values()]
-        ours = v["out_name"] in manifest.files  # manifests before 2026-11-26 listed only the colour images
+        ours = v["out_name"] in manifest.files  # older manifests listed only the colour images
         rels += files
         foreign += [r for r in files if not ours and not manifest.may_write(r)]
     if foreign:
@@ -409,41 +408,3 @@ def synthesize(run, views: list[tuple[str, np.ndarray]], out: Path, num_procs: i
             "per_rank": results, "names": [v["out_name"] for v in job.views], "dataset_files": written}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser, add_switch
-
-    p = Parser(prog="nerfw synthesize", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="a training run folder")
-    p.add_argument("--views", required=True, help="poses file (Cambridge format), e.g. from nerfw select-views")
-    p.add_argument("--out", required=True, help="output dataset folder")
-    devices = p.add_mutually_exclusive_group()
-    devices.add_argument("--num_procs", type=int, default=1, help="CPU processes rendering in parallel")
-    devices.add_argument("--num_gpus", type=int, default=0, help="GPU processes (one per GPU); 0: the CPU")
-    p.add_argument("--appearance", choices=["nearest", "interp"], default="nearest",
-                   help="appearance of each view: nearest = the nearest training camera's embedding, interp = a "
-                        "random mix of the two nearest (more lighting variety)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the interpolation weights")
-    p.add_argument("--sequence", default="synth",
-                   help="7-Scenes output sequence: 'synth' -> seq-synth; a number N -> seq-NN + TrainSplit.txt")
-    p.add_argument("--chunk", type=int, default=4096, help="rays per forward pass; only speed and memory change")
-    p.add_argument("--quality", choices=["fast", "full"], default="fast",
-                   help="fast: the grid field's inference approximations (nerfw/model/fast_render.py); full: the "
-                        "renderer as trained")
-    add_switch(p, "--no_progress", "no progress bar (for logs)")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if args.num_procs < 1 or args.num_gpus < 0 or args.chunk < 1:
-        raise ConfigError("expected --num_procs >= 1, --num_gpus >= 0 and --chunk >= 1")
-    if not args.sequence.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"--sequence must be letters, digits, '-' or '_', got '{args.sequence}'")
-    from nerfw.tools.poses_file import parse_poses_file
-    from nerfw.tools.run_io import load_run
-
-    run = load_run(args.run, device="cuda:0" if args.num_gpus > 0 else "cpu")
-    views = parse_poses_file(Path(args.views))
-    synthesize(run, views, Path(args.out), args.num_procs, args.num_gpus, args.appearance, args.seed,
-               args.sequence, args.chunk, progress=not args.no_progress, quality=args.quality)
-    return 0

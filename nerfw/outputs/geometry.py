@@ -35,14 +35,16 @@ Both are written with the dataset's frame (the run's normalization inverted), so
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nerfw.data.vertex_ply import write_vertices
 from nerfw.errors import ConfigError, NerfwError
+from nerfw.model.view_rendering import render_camera
+from nerfw.novel_views.density import probe_density, static_field, static_sigma_dataset
 
 AGREEMENT_RELATIVE = 0.02  # a point agrees with a view whose rendered depth there is within 2 % of its own
 MIN_AGREEING_VIEWS = 2  # points: kept when at least this many views (its own included) agree on them
@@ -152,10 +154,8 @@ def spread(items: list, count: int) -> list:
 def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: PointOptions):
     """The kept pixels of one training view, lifted to 3-D (see the module doc), and the view at its rendered size
     with its surface depth map (inf where the ray met no surface) for the agreement test."""
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import check_camera
 
-    small = check_camera(camera, opts.width)
+    small = camera.at_width(opts.width)
     out = render_camera(run.model, small, run.normalization, appearance=appearance, image_id=image_id,
                         use_transient=bool(run.model.cfg.encode_t), distortion=False)
     depth = out["depth"]
@@ -248,7 +248,6 @@ def vertex_colors(run, points: np.ndarray, appearance: torch.Tensor, chunk: int 
     """The static colour at each dataset-frame point, seen from its nearest training camera."""
     from scipy.spatial import cKDTree
 
-    from nerfw.tools.density import static_field
 
     train = run.scene.split("train")
     centres = np.stack([c.center for c in train])
@@ -275,7 +274,6 @@ MESH_AGREEMENT_RELATIVE = 0.05  # a mesh vertex is seen when a probe view's rend
 
 def surface_density(run, views_out: list | None = None) -> float:
     """The median static density (per dataset unit) at the median-depth points of a few training views."""
-    from nerfw.tools.density import static_sigma_dataset
 
     points = export_points(run, SURFACE_PROBE, views_out=views_out).points
     return float(np.median(static_sigma_dataset(run.model, run.normalization, points)))
@@ -284,7 +282,6 @@ def surface_density(run, views_out: list | None = None) -> float:
 def export_mesh(run, opts: MeshOptions) -> Geometry:
     from skimage.measure import marching_cubes
 
-    from nerfw.tools.density import probe_density
 
     center, radius = framed_ball(run)
     views: list = []  # the probe's views and surface depth maps, for the visibility test
@@ -315,7 +312,6 @@ def frame_comments(run) -> list[str]:
 
 
 def write_ply(path: Path, g: Geometry, comments: list[str]) -> Path:
-    from nerfw.data.vertex_ply import write_vertices
 
     return write_vertices(path, g.points, g.colors, g.normals, g.faces, comments, float_type="f4")
 
@@ -347,71 +343,3 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
-# ----------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("geometry (--run RUN --format points|mesh)")
-    g.add_argument("--run", default=None, help="a trained run folder: export its static scene's geometry "
-                                               "(--format points or mesh) instead of a dataset's cameras")
-    g.add_argument("--appearance", default=None, help="colour with this training image's appearance (name or "
-                                                      "index; default: the mean of all images)")
-    g.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="points: pixels across each rendered view")
-    g.add_argument("--max_views", type=int, default=DEFAULT_MAX_VIEWS, help="points: training views rendered "
-                                                                            "(evenly spread)")
-    g.add_argument("--min_opacity", type=float, default=0.95,
-                   help="points: smallest opacity of a kept pixel (the ray hit a surface)")
-    g.add_argument("--max_transient", type=float, default=0.2,
-                   help="points: largest transient share of a kept pixel (passers-by are dropped)")
-    g.add_argument("--max_distance", type=float, default=None,
-                   help="points: farthest kept point from the framed centre, dataset units (default: twice the "
-                        "framed radius; the contracted far shell beyond it is coarse)")
-    g.add_argument("--voxel", type=float, default=None,
-                   help="points: voxel size of the downsampling, dataset units (default: framed radius / 256)")
-    g.add_argument("--num_points", type=int, default=1_000_000, help="points: at most this many points")
-    g.add_argument("--resolution", type=int, default=DEFAULT_MESH_RESOLUTION,
-                   help="mesh: grid cells along the framed ball's box for marching cubes")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="mesh: static density of the surface, per dataset unit (default: the median density at "
-                        "the rendered median depth of 24 training views)")
-    g.add_argument("--min_component", type=int, default=200,
-                   help="mesh: disconnected pieces with fewer faces are removed")
-
-
-def check_options(args) -> None:
-    """One-line errors for values no export can use."""
-    checks = [(0.0 <= args.min_opacity <= 1.0, "--min_opacity must lie in [0, 1]"),
-              (0.0 <= args.max_transient <= 1.0, "--max_transient must lie in [0, 1]"),
-              (args.width >= 8, "--width must be >= 8 pixels"), (args.max_views >= 1, "--max_views must be >= 1"),
-              (args.voxel is None or args.voxel > 0, "--voxel must be > 0"),
-              (args.max_distance is None or args.max_distance > 0, "--max_distance must be > 0"),
-              (args.num_points >= 1, "--num_points must be >= 1"),
-              (16 <= args.resolution <= 1024, "--resolution must lie in [16, 1024]"),
-              (args.threshold is None or args.threshold > 0, "--threshold must be > 0"),
-              (args.min_component >= 0, "--min_component must be >= 0")]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-
-
-def run_geometry_export(args) -> int:
-    from tqdm import tqdm
-
-    from nerfw.tools.run_io import load_run
-
-    if args.format not in ("points", "mesh"):
-        raise ConfigError(f"--run exports geometry: expected --format points or mesh, got {args.format}")
-    check_options(args)
-    out = check_output(Path(args.out), (".ply",) if args.format == "points" else (".ply", ".obj"))
-    run = load_run(args.run)
-    with torch.no_grad():  # a context, not the global switch: in-process callers (tests, notebooks) keep theirs
-        if args.format == "points":
-            opts = PointOptions(args.width, args.max_views, args.min_opacity, args.max_transient, args.max_distance,
-                                args.voxel, args.num_points, args.appearance)
-            geometry = export_points(run, opts, progress=lambda xs: tqdm(xs, desc="views", unit="view", leave=False))
-        else:
-            geometry = export_mesh(run, MeshOptions(args.resolution, args.threshold, args.min_component,
-                                                    args.appearance))
-    writer = write_obj if out.suffix.lower() == ".obj" else write_ply
-    writer(out, geometry, frame_comments(run))
-    faces = "" if geometry.faces is None else f", {len(geometry.faces)} faces"
-    print(f"wrote {len(geometry.points)} points{faces} of the static scene (dataset frame) to {out}")
-    return 0

@@ -13,7 +13,6 @@ it, pixel for pixel comparable with the dataset's photographs (nerfw eval always
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -22,10 +21,11 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation, Slerp
 
-from nerfw.data.conventions import make_T
+from nerfw.cameras.conventions import make_T
+from nerfw.data.poses_file import read_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.errors import ConfigError
-from nerfw.tools.rendering import render_camera
+from nerfw.model.view_rendering import render_camera
 
 OUTPUTS = {"rgb": "rgb", "static": "rgb_static", "transient": "rgb_transient", "depth": "depth_vis",
            "beta": "beta_vis"}
@@ -144,7 +144,6 @@ def cameras_to_render(run, args) -> tuple[list[CameraView], bool]:
     template = with_intrinsics(train[0], args)
     from_dataset = False
     if args.poses:
-        from nerfw.tools.poses_file import read_poses_file
 
         cams = read_poses_file(Path(args.poses), template, split="render")
     elif args.path:
@@ -186,53 +185,3 @@ def render_all(run, args, log=print) -> dict:
     return {"frames": len(cameras), "out": str(out_dir), "videos": videos}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser, add_switch
-
-    p = Parser(prog="nerfw render", description=__doc__)
-    p.add_argument("--run", required=True, help="a training run folder (<root_dir>/<exp_name>)")
-    p.add_argument("--out", required=True, help="output folder for rgb/, static/, transient/, depth/, beta/ and "
-                                                "the videos")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--split", default="test", help="render the dataset's split (default test)")
-    src.add_argument("--poses", default="", help="a Cambridge-format poses file")
-    src.add_argument("--path", choices=["interp", "spiral"], default=None,
-                     help="a smooth camera path: interp = through every 8th training camera, spiral = a circle "
-                          "around the mean training camera (default: none, render --split)")
-    p.add_argument("--n_frames", type=int, default=60, help="frames of a --path (video length = n_frames / fps)")
-    p.add_argument("--max_frames", type=int, default=0, help="render at most this many frames (0: all)")
-    p.add_argument("--appearance", default="mean",
-                   help="appearance (lighting) of the frames: mean, an image id or name, vec:v1,v2,..., or "
-                        "interp:A,B[,t] (see above)")
-    intrinsics = "(0: the dataset camera's; a new size alone keeps the field of view)"
-    p.add_argument("--fx", type=float, default=0.0, help=f"focal in pixels, also fy unless --fy {intrinsics}")
-    p.add_argument("--fy", type=float, default=0.0, help=f"vertical focal in pixels {intrinsics}")
-    p.add_argument("--cx", type=float, default=0.0, help=f"principal point x in pixels {intrinsics}")
-    p.add_argument("--cy", type=float, default=0.0, help=f"principal point y in pixels {intrinsics}")
-    p.add_argument("--width", type=int, default=0, help=f"image width {intrinsics}")
-    p.add_argument("--height", type=int, default=0, help=f"image height {intrinsics}")
-    p.add_argument("--keep_distortion", action="store_true",
-                   help="render through the cameras' lens distortion, as the photographs were taken (default: "
-                        "undistorted pinhole images of the same intrinsics)")
-    p.add_argument("--chunk", type=int, default=4096,
-                   help="rays per forward pass; only speed and memory change (lower it if memory runs out)")
-    p.add_argument("--quality", choices=["fast", "full"], default="fast",
-                   help="fast: the grid field's inference approximations (nerfw/model/fast_render.py; static "
-                        "scene only, several times faster); full: the renderer as trained (what nerfw eval scores)")
-    p.add_argument("--fps", type=int, default=15, help="frames per second of the MP4 videos")
-    add_switch(p, "--no_video", "write the PNG frames only, no rgb.mp4 / depth.mp4")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the model renders")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if min(args.fx, args.fy, args.cx, args.cy, args.width, args.height, args.max_frames) < 0 or args.n_frames < 1:
-        raise ConfigError("expected --fx/--fy/--cx/--cy/--width/--height/--max_frames >= 0 and --n_frames >= 1")
-    from nerfw.tools.run_io import load_run
-
-    run = load_run(args.run, device=args.device)
-    result = render_all(run, args)
-    print(f"rendered {result['frames']} frames into {result['out']}" +
-          "".join(f"; {k} video {v}" for k, v in result["videos"].items()))
-    return 0

@@ -92,7 +92,7 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
     sigma_s, delta, z: [n_rays, S]; rgb_s: [n_rays, S, 3]; sigma_t, beta: [n_rays, S]; rgb_t: [n_rays, S, 3].
     C = sum w_s c_s + w_t c_t (Eq. 8-10); beta_hat = sum w_t beta_i + beta_min (Eq. 11). The static image is
     re-composited with the static density alone, as NeRF-W renders its static component (Fig. 5).
-    Deviation from the seed / nerf_pl: they render ``depth`` with w_s too but add beta_min inside their
+    Deviation from NeRFW-pytorch / nerf_pl: they render ``depth`` with w_s too but add beta_min inside their
     renderer the same way; nerf_pl renders its transient image with the joint weights, we use the transient
     density alone so the image shows the transient component as if the scene were empty.
     background [n_rays, 3] (the sky head's colour at infinity) replaces the constant black / white background:
@@ -123,7 +123,7 @@ def deltas_from_depths(z: torch.Tensor, ray_norm: torch.Tensor, last: float) -> 
     """NeRF's intervals for point samples: delta_i = (z_{i+1} - z_i) |d|, the last one ``last`` (metric).
 
     z: [n_rays, S], ray_norm: [n_rays] -> [n_rays, S]. The original NeRF uses last = 1e10 (the last sample
-    absorbs everything behind it); the seed uses 233 (and nerf_pl 1e2). Ours is ModelConfig.mlp_last_delta.
+    absorbs everything behind it); NeRFW-pytorch uses 233 (and nerf_pl 1e2). Ours is ModelConfig.mlp_last_delta.
     """
     dz = torch.cat([z[:, 1:] - z[:, :-1], torch.full_like(z[:, :1], last)], dim=-1)
     dz = dz.clamp_min(0)

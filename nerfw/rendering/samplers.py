@@ -1,7 +1,7 @@
 """Where to evaluate a field along each ray. Pure functions.
 
 Names: ``z`` are sample positions along a ray (z-depth, because ray directions have camera-z = 1, see
-nerfw.data.conventions.camera_rays); ``edges`` are interval endpoints [n_rays, n + 1] whose midpoints are the
+nerfw.cameras.conventions.camera_rays); ``edges`` are interval endpoints [n_rays, n + 1] whose midpoints are the
 samples; ``s`` is a normalised spacing coordinate in which samples are uniform (mip-NeRF 360, Sec. 2.2).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 # Added to every weight before inverse-CDF sampling so that an all-zero histogram samples uniformly
-# (NeRF's sample_pdf and the seed use the same 1e-5).
+# (NeRF's sample_pdf and NeRFW-pytorch use the same 1e-5).
 PDF_WEIGHT_PADDING = 1e-5
 
 
@@ -35,7 +35,7 @@ def fractions(n_rays: int, n: int, jitter: float, *, endpoints: bool, device=Non
 def stratified_depths(near: torch.Tensor, far: torch.Tensor, n: int, *, use_disp: bool = False,
                       jitter: float = 0.0) -> torch.Tensor:
     """NeRF's coarse samples: n points linear in depth (or in disparity when use_disp) from near to far,
-    each jittered inside its bin by ``jitter`` (the seed's --perturb; 0 at test time: deterministic).
+    each jittered inside its bin by ``jitter`` (NeRFW-pytorch's --perturb; 0 at test time: deterministic).
 
     near, far: [n_rays] -> z: [n_rays, n], sorted, inside [near, far].
     """
@@ -75,7 +75,7 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, u: torch.Tensor) -> to
 
 def importance_depths(z: torch.Tensor, weights: torch.Tensor, n: int, jitter: float) -> torch.Tensor:
     """NeRF's fine samples: n new depths drawn from the coarse weights, bins at the coarse midpoints
-    (the end samples' weights are dropped as in NeRF / the seed). Deterministic when jitter = 0.
+    (the end samples' weights are dropped as in NeRF / NeRFW-pytorch). Deterministic when jitter = 0.
 
     z: [n_rays, S] sorted, weights: [n_rays, S] -> [n_rays, n] (not merged with z).
     """

@@ -20,19 +20,36 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import (Distortion, axis_angle_to_rotmat, camera_rays, intrinsics_matrix, invert_T,
-                                    make_T, pixels_to_normalized, project_points)
+from nerfw.cameras.conventions import (
+    Distortion,
+    axis_angle_to_rotmat,
+    camera_rays,
+    intrinsics_matrix,
+    invert_T,
+    make_T,
+    pixels_to_normalized,
+    project_points,
+)
+from nerfw.data import writers
 from nerfw.errors import ConfigError
-from nerfw.synthetic import geometry, landmark, materials, render, writers
+from nerfw.synthetic import geometry, landmark, materials, render
+from nerfw.synthetic.common import (
+    TEST_EVERY,
+    prepare_dirs,
+    split_counts,
+    transient_images,
+    validate_common,
+)
 from nerfw.synthetic.geometry import Primitives
+from nerfw.synthetic.layouts import Layout
 from nerfw.synthetic.paths import look_at
 
 DEFAULTS = {"scene": "SynthLandmark", "width": 240, "n_train": 70, "n_test": 10}
-TEST_EVERY = 8  # the COLMAP reader's default hold-out: sorted index % 8 == 0 is test
 ASPECTS = ((2 / 3, 1.0), (1.0, 2 / 3), (5 / 6, 5 / 6), (0.75, 1.0), (1.0, 0.75))  # (W, H) / long side
 FOCAL_RANGE = (0.7, 1.6)  # focal / image width
 K1_RANGE, K2_RANGE = (-0.3, 0.05), (-0.03, 0.08)
@@ -49,24 +66,7 @@ UNMATCHED_PER_IMAGE = 8  # keypoints matched to no 3-D point (POINT3D_ID -1), as
 JPEG_QUALITY = 95
 
 
-# --------------------------------------------------------------------------- validation / splits
-def split_counts(n_train: int | None, n_test: int | None) -> tuple[int, int]:
-    """(n_train, n_test) consistent with every TEST_EVERY-th sorted image being a test image."""
-    if n_train is None and n_test is None:
-        return DEFAULTS["n_train"], DEFAULTS["n_test"]
-    if n_test is None:
-        return n_train, -(-n_train // (TEST_EVERY - 1))
-    if n_train is None:
-        return (TEST_EVERY - 1) * n_test, n_test
-    if n_train + n_test >= 1 and -(-(n_train + n_test) // TEST_EVERY) != n_test:
-        lo, hi = (TEST_EVERY - 1) * (n_test - 1) + 1, (TEST_EVERY - 1) * n_test
-        raise ConfigError(f"--preset collection holds out every {TEST_EVERY}th image (the COLMAP reader's "
-                          f"test_every): --n_test {n_test} needs --n_train in [{lo}, {hi}] (or omit one of them)")
-    return n_train, n_test
-
-
 def _validate(scene, width, height, n_train, n_test, transient_share, seed) -> None:
-    from nerfw.synthetic.generate import validate_common
 
     if height is not None:
         raise ConfigError("--height does not apply to --preset collection (--width sets every photo's long side)")
@@ -361,7 +361,6 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
     """Generate the collection preset (see the module docstring). `width` is every photo's long side.
     Returns {"dataset_dir", "groundtruth_dir", "scene", "layout": "colmap", "preset": "collection", "width",
     "n_train", "n_test", "n_far", "n_up", "n_transient_images", "n_points", "landmark_bounds", "seconds"}."""
-    from nerfw.synthetic.generate import _prepare_dirs, transient_images
 
     t_start = time.time()
     scene = DEFAULTS["scene"] if scene is None else scene
@@ -371,7 +370,7 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
             raise ConfigError(f"--{name} must be an integer >= 1, got {value!r}")
     n_train, n_test = split_counts(n_train, n_test)
     _validate(scene, width, height, n_train, n_test, transient_share, seed)
-    data_dir, gt_dir = _prepare_dirs(Path(out_dir), scene, overwrite)
+    data_dir, gt_dir = prepare_dirs(Path(out_dir), scene, overwrite)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
 
     rng = lambda k: np.random.default_rng([seed, 100 + k])  # noqa: E731  (one independent stream per purpose)
@@ -414,7 +413,10 @@ def generate_collection(out_dir, scene: str | None = None, seed: int = 0, width:
     X_ds = X @ T_dataset_local[:3, :3].T + T_dataset_local[:3, 3] if len(X) else X
     _write_colmap(data_dir / "sparse" / "0", views, X_ds, C, obs, rng(8))
     lm_lo, lm_hi = landmark.aabb(lm_prims, T_dataset_local)
-    _write_groundtruth(gt_dir, locals())
+    _write_groundtruth(gt_dir, CollectionGroundTruth(T_dataset_local=T_dataset_local, X_ds=X_ds, apps=apps,
+        canonical=canonical, lay=lay, lm_hi=lm_hi, lm_ids=lm_ids, lm_lo=lm_lo, lm_prims=lm_prims, n_test=n_test,
+        n_train=n_train, ref=ref, results=results, scene=scene, seed=seed, src=src, transient_share=transient_share,
+        transients=transients, views=views, width=width))
     return {"dataset_dir": str(data_dir), "groundtruth_dir": str(gt_dir), "scene": scene, "layout": "colmap",
             "preset": "collection", "width": int(width), "n_train": n_train, "n_test": n_test,
             "n_far": sum(v["kind"] == "far" for v in views), "n_up": sum(v["kind"] == "up" for v in views),
@@ -444,36 +446,62 @@ def _write_colmap(model_dir: Path, views, X_ds, colors, obs, rng) -> None:
     writers.write_colmap_text(model_dir, cameras, images, points)
 
 
-def _write_groundtruth(gt_dir: Path, g: dict) -> None:
+@dataclass
+class CollectionGroundTruth:
+    """What the collection preset's ground-truth files are written from."""
+
+    T_dataset_local: np.ndarray
+    X_ds: np.ndarray
+    apps: dict
+    canonical: dict
+    lay: Layout  # the static scene: primitives and materials
+    lm_hi: np.ndarray
+    lm_ids: np.ndarray
+    lm_lo: np.ndarray
+    lm_prims: Primitives
+    n_test: int
+    n_train: int
+    ref: dict
+    results: list[dict]
+    scene: str
+    seed: int
+    src: np.ndarray
+    transient_share: float
+    transients: dict
+    views: list[dict]
+    width: int
+
+
+def _write_groundtruth(gt_dir: Path, g: CollectionGroundTruth) -> None:
     """scene.json, appearance.json, cameras.json, landmarks.json (per-image files come from the workers)."""
-    lay, T, views = g["lay"], g["T_dataset_local"], g["views"]
-    loc_lo, loc_hi = landmark.aabb(g["lm_prims"])
+    lay, T, views = g.lay, g.T_dataset_local, g.views
+    loc_lo, loc_hi = landmark.aabb(g.lm_prims)
     up = T[:3, 2]
     scene_json = {
-        "generator": "nerfw.synthetic", "format_version": 1, "preset": "collection", "seed": int(g["seed"]),
-        "layout": "colmap", "variant": "landmark", "scene": g["scene"],
+        "generator": "nerfw.synthetic", "format_version": 1, "preset": "collection", "seed": int(g.seed),
+        "layout": "colmap", "variant": "landmark", "scene": g.scene,
         "units": "SfM-like units, about 3 m: the landmark is about 1.05 across and 2.1 tall",
-        "params": {"width": int(g["width"]), "n_train": int(g["n_train"]), "n_test": int(g["n_test"]),
-                   "test_every": TEST_EVERY, "transient_share": float(g["transient_share"]),
+        "params": {"width": int(g.width), "n_train": int(g.n_train), "n_test": int(g.n_test),
+                   "test_every": TEST_EVERY, "transient_share": float(g.transient_share),
                    "supersample": render.SUPERSAMPLE, "jpeg_quality": JPEG_QUALITY, "sky_range": list(SKY_RANGE),
                    "focal_range": list(FOCAL_RANGE), "k1_range": list(K1_RANGE), "k2_range": list(K2_RANGE),
                    "far_factor": list(FAR_FACTOR)},
         "world": {"T_dataset_local": np.round(T, 12).tolist(), "up_dataset": np.round(up, 12).tolist(),
-                  "reference_image": g["ref"]["name"],
+                  "reference_image": g.ref["name"],
                   "note": "dataset = T_dataset_local @ local; local is +z up with the ground at z = 0 and the "
                           "statue's axis on the z axis; the dataset frame is the reference photo's camera (as COLMAP)"},
         "sky": True,
-        "landmark": {"bounds_world": [g["lm_lo"].round(6).tolist(), g["lm_hi"].round(6).tolist()],
+        "landmark": {"bounds_world": [g.lm_lo.round(6).tolist(), g.lm_hi.round(6).tolist()],
                      "bounds_local": [loc_lo.round(6).tolist(), loc_hi.round(6).tolist()],
                      "center_world": np.round(T[:3, :3] @ ((loc_lo + loc_hi) / 2) + T[:3, 3], 6).tolist(),
-                     "materials": [lay.materials[i]["name"] for i in g["lm_ids"]],
+                     "materials": [lay.materials[i]["name"] for i in g.lm_ids],
                      "plaza_half_width_local": landmark.PLAZA_HALF},
         "content_bounds_local": [loc_lo.round(6).tolist(), loc_hi.round(6).tolist()],
         "materials": lay.materials, "primitives": lay.prims.to_json(lay.materials),
-        "transients": g["transients"],
+        "transients": g.transients,
     }
     writers.write_json(gt_dir / "scene.json", scene_json)
-    writers.write_json(gt_dir / "appearance.json", {"canonical": g["canonical"], "images": g["apps"]})
+    writers.write_json(gt_dir / "appearance.json", {"canonical": g.canonical, "images": g.apps})
     cams = {}
     for v in views:
         intr = v["intr"]
@@ -483,16 +511,16 @@ def _write_groundtruth(gt_dir: Path, g: dict) -> None:
             "colmap_model": intr["colmap_model"], "colmap_params": intr["colmap_params"],
             "max_undistorted_radius": round(intr["r_max"], 9),
             "T_world_cam": np.round(v["T_world_cam"], 12).tolist(),
-            "has_transients": v["name"] in g["transients"],
-            "transients": g["transients"].get(v["name"], {}).get("kinds", []),
+            "has_transients": v["name"] in g.transients,
+            "transients": g.transients.get(v["name"], {}).get("kinds", []),
             "distance": round(v["distance"], 6), "height_above_ground": round(v["height_above_ground"], 6),
             "pitch_deg": round(v["pitch_deg"], 4), "sky_fraction": round(v["sky_fraction"], 6),
             "landmark_fraction": round(v["landmark_fraction"], 6)}
     writers.write_json(gt_dir / "cameras.json", {"layout": "colmap", "preset": "collection", "images": cams})
     lms = []
-    X_ds = g["X_ds"]
-    for X, (j, u, v) in zip(X_ds, g["src"]):
-        view, res = views[j], g["results"][j]
+    X_ds = g.X_ds
+    for X, (j, u, v) in zip(X_ds, g.src):
+        view, res = views[j], g.results[j]
         intr = view["intr"]
         lms.append({"image": view["name"], "point_world": [round(float(x), 9) for x in X],
                     "pixel": [u + 0.5, v + 0.5], "depth": round(float(res["depth"][v, u]), 9),

@@ -28,14 +28,27 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion, T_world_cam_to_opengl, camera_rays, make_T
+from nerfw.cameras.conventions import (
+    Distortion,
+    T_world_cam_to_opengl,
+    camera_rays,
+    make_T,
+)
+from nerfw.data import writers
 from nerfw.errors import ConfigError
-from nerfw.synthetic import geometry, landmark, layouts, materials, render, writers
+from nerfw.synthetic import geometry, landmark, layouts, materials, render
+from nerfw.synthetic.common import (
+    TEST_EVERY,
+    content_bounds_local,
+    prepare_dirs,
+    split_counts,
+    transient_images,
+    validate_common,
+)
 from nerfw.synthetic.geometry import Primitives
 from nerfw.synthetic.paths import look_at
 
 DEFAULTS = {"scene": "SynthFlight", "width": 480, "height": 270, "n_frames": 80}
-TEST_EVERY = 8  # the transforms.json reader's default hold-out: frame index % 8 == 0 is test
 ALTITUDE = (24.0, 30.0)  # metres above the square
 PITCH_DEG = (25.0, 55.0)  # gimbal pitch below the horizon (at 25 the top edge sees the horizon)
 TRACK = {"half_length": 11.0, "radius": 13.0, "center": (0.0, -7.0)}  # racetrack legs along y, local metres
@@ -212,8 +225,6 @@ def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int
     """Generate the flight preset (see the module docstring). Returns {"dataset_dir", "groundtruth_dir", "scene",
     "layout": "transforms", "preset": "flight", "width", "height", "n_train", "n_test", "n_transient_images",
     "seconds"}."""
-    from nerfw.synthetic.collection import split_counts
-    from nerfw.synthetic.generate import _prepare_dirs, content_bounds_local, transient_images, validate_common
 
     t_start = time.time()
     scene = DEFAULTS["scene"] if scene is None else scene
@@ -227,7 +238,7 @@ def generate_flight(out_dir, scene: str | None = None, seed: int = 0, width: int
     n_train, n_test = split_counts(n_train, n_test)  # same hold-out rule (every 8th) as the COLMAP reader
     validate_common(scene, (("width", width, 24), ("height", height, 16), ("n_train", n_train, 1),
                             ("n_test", n_test, 1)), transient_share, seed)
-    data_dir, gt_dir = _prepare_dirs(Path(out_dir), scene, overwrite)
+    data_dir, gt_dir = prepare_dirs(Path(out_dir), scene, overwrite)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
 
     rng = lambda k: np.random.default_rng([seed, 200 + k])  # noqa: E731  (one independent stream per purpose)

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from nerfw.data.conventions import invert_T
+from nerfw.cameras.conventions import invert_T
+from nerfw.data import writers
 from nerfw.errors import ConfigError
-from nerfw.synthetic import geometry, layouts, materials, paths, render, writers
+from nerfw.synthetic import geometry, layouts, materials, paths, render
+from nerfw.synthetic.collection import generate_collection
+from nerfw.synthetic.common import (
+    content_bounds_local,
+    prepare_dirs,
+    transient_images,
+    validate_common,
+)
+from nerfw.synthetic.flight import generate_flight
 from nerfw.synthetic.geometry import Primitives
 
 DEFAULTS = {
@@ -36,44 +46,11 @@ def focal_for(layout: str, width: int) -> float:
     return 0.9 * width if layout == "cambridge" else 525.0 * width / 640.0
 
 
-def validate_common(scene, integers: tuple, transient_share, seed) -> None:
-    """Checks every preset shares: integers ((name, value, minimum), ...), the transient share, seed and scene name."""
-    for name, v, lo in integers:
-        if not isinstance(v, (int, np.integer)) or v < lo:
-            raise ConfigError(f"--{name} must be an integer >= {lo}, got {v!r}")
-    if not (isinstance(transient_share, (int, float)) and 0.0 <= transient_share <= 1.0):
-        raise ConfigError(f"--transient_share must be in [0, 1], got {transient_share!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
-    if not scene or "/" in scene or "\\" in scene or scene in (".", ".."):
-        raise ConfigError(f"--scene must be a plain folder name, got {scene!r}")
-
-
 def _validate(layout, scene, width, height, n_train, n_test, transient_share, seed) -> None:
     if layout not in DEFAULTS:
         raise ConfigError(f"unknown layout '{layout}' (choose cambridge or 7scenes)")
     validate_common(scene, (("width", width, 8), ("height", height, 8), ("n_train", n_train, 1), ("n_test", n_test, 0)),
                     transient_share, seed)
-
-
-def _prepare_dirs(out_dir: Path, scene: str, overwrite: bool) -> tuple[Path, Path]:
-    data_dir, gt_dir = out_dir / scene, out_dir / f"{scene}.groundtruth"
-    for d in (data_dir, gt_dir):
-        if d.exists() and any(d.iterdir()):
-            if not overwrite:
-                raise ConfigError(f"{d} exists and is not empty (pass --overwrite to replace it)")
-            shutil.rmtree(d)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    gt_dir.mkdir(parents=True, exist_ok=True)
-    return data_dir, gt_dir
-
-
-# --------------------------------------------------------------------------- transients
-def transient_images(rng: np.random.Generator, train_idx: list[int], share: float) -> set[int]:
-    """Indices of the training images that get transients: share x len(train_idx) of them (nearest, halves up),
-    drawn without replacement (every preset draws them the same way)."""
-    n = int(math.floor(share * len(train_idx) + 0.5))
-    return set(rng.choice(train_idx, n, replace=False).tolist()) if n else set()
 
 
 def _person(rng, x: float, y: float, base_z: float, k: int, tag: str) -> tuple[Primitives, list[dict]]:
@@ -229,59 +206,109 @@ def _sfm_points(rng, views, results, intr, T_dataset_local):
 PRESETS = ("wild", "collection", "flight")
 
 
-def generate_scene(out_dir, layout: str | None = None, scene: str | None = None, seed: int = 0,
-                   width: int | None = None, height: int | None = None, n_train: int | None = None,
-                   n_test: int | None = None, transient_share: float = 0.5, workers: int | None = None,
-                   overwrite: bool = False, verbose: bool = False, preset: str = "wild") -> dict:
-    """Generate the synthetic scene. Returns {"dataset_dir", "groundtruth_dir", "scene", "layout", "focal",
-    "width", "height", "n_train", "n_test", "n_transient_images", "n_landmarks", "n_points", "seconds"}.
+@dataclass(kw_only=True)
+class SceneSpec:
+    """What `nerfw make-scene` generates (None: the preset's or layout's default)."""
+
+    preset: Literal["wild", "collection", "flight"] = "wild"
+    """wild (default: the square or the room, see --layout) | collection (a statue's photo collection as a COLMAP
+    model: per-photo sizes, focals and lens distortion, far cameras) | flight (a drone flying over the square,
+    transforms.json with an OPENCV lens, moving vehicles)"""
+    layout: str | None = None
+    """wild preset: cambridge (outdoor square, default) | 7scenes (indoor room)"""
+    scene: str | None = None
+    """scene folder name (default SynthSquare / synthroom / SynthLandmark / SynthFlight)"""
+    seed: int = 0
+    """random seed of the scene (layout of objects, people, lighting); another seed gives another scene"""
+    width: int | None = None
+    """image width in pixels (default 480 cambridge; 640 7scenes, as the real dataset ships, reduced at training
+    time with --img_downscale); collection: every photo's long side (default 240); flight 480"""
+    height: int | None = None
+    """image height (default 270 cambridge, 480 7scenes; not used by collection; flight 270)"""
+    n_train: int | None = None
+    """training images (default 64 / 48 / 70 / 70)"""
+    n_test: int | None = None
+    """test images (default 12; collection 10 = every 8th photo by name, as the COLMAP reader holds out; flight 10 =
+    every 8th frame)"""
+    transient_share: float = 0.5
+    """share of training images with transient people, 0..1 (0: a static scene)"""
+    workers: int | None = None
+    """render processes (default min(2, cpus))"""
+    overwrite: bool = False
+    """replace existing output folders (otherwise an existing folder is an error)"""
+
+
+def generate_scene(out_dir, spec: SceneSpec | None = None, **fields) -> dict:
+    """Generate a built-in scene under ``out_dir``: ``spec`` with ``fields`` (SceneSpec's) replaced. Returns
+    {"dataset_dir", "groundtruth_dir", "scene", "layout", ..., "seconds"} (the presets add their own keys).
 
     preset "wild" (default): the town square (layout "cambridge", the default) or the room ("7scenes").
     preset "collection": a photo collection of one landmark as a COLMAP model (nerfw.synthetic.collection;
     `layout` must be None or "colmap", `width` is each photo's long side, `height` is not used).
     preset "flight": a drone flight over the square as instant-ngp's transforms.json (nerfw.synthetic.flight)."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r} (choose {' or '.join(PRESETS)})")
-    if preset == "flight":
-        if layout not in (None, "transforms"):
-            raise ConfigError(f"--preset flight writes instant-ngp's transforms.json; --layout {layout} does not apply")
-        from nerfw.synthetic.flight import generate_flight
+    spec = replace(spec or SceneSpec(), **fields)
+    if spec.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {spec.preset!r} (choose {' or '.join(PRESETS)})")
+    common = dict(scene=spec.scene, seed=spec.seed, width=spec.width, height=spec.height, n_train=spec.n_train,
+                  n_test=spec.n_test, transient_share=spec.transient_share, workers=spec.workers,
+                  overwrite=spec.overwrite)
+    if spec.preset == "flight":
+        if spec.layout not in (None, "transforms"):
+            raise ConfigError(f"--preset flight writes instant-ngp's transforms.json; --layout {spec.layout} does "
+                              "not apply")
+        return generate_flight(out_dir, **common)
+    if spec.preset == "collection":
+        if spec.layout not in (None, "colmap"):
+            raise ConfigError(f"--preset collection writes a COLMAP model; --layout {spec.layout} does not apply")
+        return generate_collection(out_dir, **common)
+    return generate_wild(Path(out_dir), resolved_wild_spec(spec))
 
-        return generate_flight(out_dir, scene=scene, seed=seed, width=width, height=height, n_train=n_train,
-                               n_test=n_test, transient_share=transient_share, workers=workers, overwrite=overwrite)
-    if preset == "collection":
-        if layout not in (None, "colmap"):
-            raise ConfigError(f"--preset collection writes a COLMAP model; --layout {layout} does not apply")
-        from nerfw.synthetic.collection import generate_collection
 
-        return generate_collection(out_dir, scene=scene, seed=seed, width=width, height=height, n_train=n_train,
-                                   n_test=n_test, transient_share=transient_share, workers=workers,
-                                   overwrite=overwrite)
-    layout = "cambridge" if layout is None else layout
-    t_start = time.time()
+def resolved_wild_spec(spec: SceneSpec) -> SceneSpec:
+    """The wild preset's spec with its layout's defaults filled in, checked."""
+    layout = "cambridge" if spec.layout is None else spec.layout
     d = DEFAULTS.get(layout, {})
-    scene = d.get("scene") if scene is None else scene
-    width = d.get("width") if width is None else width
-    height = d.get("height") if height is None else height
-    n_train = d.get("n_train") if n_train is None else n_train
-    n_test = d.get("n_test") if n_test is None else n_test
-    _validate(layout, scene, width, height, n_train, n_test, transient_share, seed)
-    data_dir, gt_dir = _prepare_dirs(Path(out_dir), scene, overwrite)
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    pick = lambda value, key: d.get(key) if value is None else value  # noqa: E731
+    spec = replace(spec, layout=layout, scene=pick(spec.scene, "scene"), width=pick(spec.width, "width"),
+                   height=pick(spec.height, "height"), n_train=pick(spec.n_train, "n_train"),
+                   n_test=pick(spec.n_test, "n_test"),
+                   workers=spec.workers if spec.workers is not None else min(2, os.cpu_count() or 1))
+    _validate(layout, spec.scene, spec.width, spec.height, spec.n_train, spec.n_test, spec.transient_share, spec.seed)
+    return spec
 
-    kind = "outdoor" if layout == "cambridge" else "indoor"
-    indoor = kind == "indoor"
-    rng = lambda k: np.random.default_rng([seed, k])  # noqa: E731  (one independent stream per purpose)
+
+@dataclass
+class WildViews:
+    """The wild preset's world and cameras: what rendering and the ground truth need."""
+
+    kind: str  # "outdoor" (cambridge) or "indoor" (7scenes)
+    lay: layouts.Layout
+    T_dataset_local: np.ndarray  # [4, 4] the generator's local frame (metres, z up) -> the dataset's frame
+    intr: dict  # fx, fy, cx, cy, width, height
+    views: list[dict]  # name, split, seq, T_local_cam, T_world_cam
+
+    @property
+    def indoor(self) -> bool:
+        return self.kind == "indoor"
+
+    @property
+    def focal(self) -> float:
+        return self.intr["fx"]
+
+
+def wild_views(spec: SceneSpec, rng) -> WildViews:
+    """The layout (objects, lights) and the camera paths of a resolved wild spec, named as the dataset names
+    them. ``rng(k)`` gives the independent random stream of purpose k."""
+    kind = "outdoor" if spec.layout == "cambridge" else "indoor"
     lay = layouts.build_outdoor(rng(1)) if kind == "outdoor" else layouts.build_indoor(rng(1))
-    cams = paths.make_cameras(kind, rng(2), n_train, n_test)
-    first_train = cams[0][2][:3, 3]
-    T_dataset_local = layouts.dataset_transform(kind, rng(3), first_train)
-    f = focal_for(layout, width)
-    intr = {"fx": f, "fy": f, "cx": width / 2.0, "cy": height / 2.0, "width": int(width), "height": int(height)}
-
+    cams = paths.make_cameras(kind, rng(2), spec.n_train, spec.n_test)
+    T_dataset_local = layouts.dataset_transform(kind, rng(3), cams[0][2][:3, 3])
+    f = focal_for(spec.layout, spec.width)
+    intr = {"fx": f, "fy": f, "cx": spec.width / 2.0, "cy": spec.height / 2.0, "width": int(spec.width),
+            "height": int(spec.height)}
     views, frame_counter = [], {}
     for split, seq, T_local_cam in cams:
-        if layout == "cambridge":
+        if spec.layout == "cambridge":
             frame_counter[seq] = frame_counter.get(seq, 0) + 1
             name = writers.cambridge_name(seq, frame_counter[seq])
         else:
@@ -289,82 +316,108 @@ def generate_scene(out_dir, layout: str | None = None, scene: str | None = None,
             name = writers.sevenscenes_name(seq, frame_counter[seq])
         views.append({"name": name, "split": split, "seq": seq, "T_local_cam": T_local_cam,
                       "T_world_cam": T_dataset_local @ T_local_cam})
+    return WildViews(kind, lay, T_dataset_local, intr, views)
 
+
+@dataclass
+class WildAppearance:
+    """Per-image lighting and transient occluders of the wild preset."""
+
+    canonical: dict  # the appearance the clean ground truth is rendered with
+    apps: dict  # image name -> its appearance
+    with_transients: set  # indices of the training views with transients
+    transients: dict  # image name -> {"primitives", "materials"} of its transients
+
+
+def render_wild(world: WildViews, spec: SceneSpec, rng, data_dir: Path, gt_dir: Path):
+    """Render every view (with its appearance and transients) into the dataset and the ground truth.
+    Returns (WildAppearance, the render jobs' results)."""
     app_rng, tr_rng = rng(4), rng(5)
-    canonical = materials.canonical_appearance(indoor)
-    apps = {v["name"]: materials.random_appearance(app_rng, indoor) for v in views}
-    train_idx = [i for i, v in enumerate(views) if v["split"] == "train"]
-    with_transients = transient_images(tr_rng, train_idx, transient_share)
-    transients = {}
-    jobs = []
-    for i, v in enumerate(views):
+    canonical = materials.canonical_appearance(world.indoor)
+    apps = {v["name"]: materials.random_appearance(app_rng, world.indoor) for v in world.views}
+    train_idx = [i for i, v in enumerate(world.views) if v["split"] == "train"]
+    with_transients = transient_images(tr_rng, train_idx, spec.transient_share)
+    transients, jobs = {}, []
+    lay = world.lay
+    for i, v in enumerate(world.views):
         prims, mats = lay.prims, lay.materials
         if i in with_transients:
-            tp, tm = _place_transients(tr_rng, lay, v["T_local_cam"], f, width, f"t{i}")
+            tp, tm = _place_transients(tr_rng, lay, v["T_local_cam"], world.focal, spec.width, f"t{i}")
             transients[v["name"]] = {"primitives": tp.to_json(mats + tm), "materials": tm}
             prims, mats = lay.prims.concat(tp), mats + tm
-        jobs.append({"name": v["name"], "split": v["split"], "layout": layout, "prims": prims, "mats": mats,
+        jobs.append({"name": v["name"], "split": v["split"], "layout": spec.layout, "prims": prims, "mats": mats,
                      "static_prims": lay.prims, "static_mats": lay.materials, "T_local_cam": v["T_local_cam"],
-                     "T_world_cam": v["T_world_cam"], "intr": intr, "app": apps[v["name"]], "canonical": canonical,
-                     "sky": not indoor, "data_dir": str(data_dir), "gt_dir": str(gt_dir)})
-    results = render.run_jobs(_render_job, jobs, workers)
+                     "T_world_cam": v["T_world_cam"], "intr": world.intr, "app": apps[v["name"]],
+                     "canonical": canonical, "sky": not world.indoor, "data_dir": str(data_dir),
+                     "gt_dir": str(gt_dir)})
+    results = render.run_jobs(_render_job, jobs, spec.workers)
+    return WildAppearance(canonical, apps, with_transients, transients), results
+
+
+def write_wild_dataset(world: WildViews, spec: SceneSpec, rng, results, data_dir: Path) -> int:
+    """The dataset's own files besides the images (Cambridge: split files and an NVM model; 7-Scenes: split
+    files). Returns the number of sparse points written."""
+    views = world.views
+    if spec.layout != "cambridge":
+        for split, fname in (("train", "TrainSplit.txt"), ("test", "TestSplit.txt")):
+            writers.write_sevenscenes_split(data_dir / fname, sorted({v["seq"] for v in views if v["split"] == split}))
+        return 0
+    for split, fname in (("train", "dataset_train.txt"), ("test", "dataset_test.txt")):
+        writers.write_cambridge_split(data_dir / fname,
+                                      [(v["name"], v["T_world_cam"]) for v in views if v["split"] == split])
+    X, C, obs = _sfm_points(rng(7), views, results, world.intr, world.T_dataset_local)
+    writers.write_nvm(data_dir / "reconstruction.nvm", [(v["name"], world.focal, v["T_world_cam"]) for v in views],
+                      X, C, obs)
+    return len(X)
+
+
+def generate_wild(out_dir: Path, spec: SceneSpec) -> dict:
+    """The wild preset for a resolved spec (:func:`resolved_wild_spec`)."""
+    t_start = time.time()
+    data_dir, gt_dir = prepare_dirs(out_dir, spec.scene, spec.overwrite)
+    rng = lambda k: np.random.default_rng([spec.seed, k])  # noqa: E731  (one independent stream per purpose)
+    world = wild_views(spec, rng)
+    look, results = render_wild(world, spec, rng, data_dir, gt_dir)
     t_render = time.time() - t_start
-
     lm_rng = rng(6)
-    landmarks = [lm for v, r in zip(views, results) for lm in _landmarks_for_image(lm_rng, lay, v, r, intr, T_dataset_local)]
-    n_points = 0
-    if layout == "cambridge":
-        for split, fname in (("train", "dataset_train.txt"), ("test", "dataset_test.txt")):
-            writers.write_cambridge_split(data_dir / fname, [(v["name"], v["T_world_cam"]) for v in views if v["split"] == split])
-        X, C, obs = _sfm_points(rng(7), views, results, intr, T_dataset_local)
-        writers.write_nvm(data_dir / "reconstruction.nvm", [(v["name"], f, v["T_world_cam"]) for v in views], X, C, obs)
-        n_points = len(X)
-    else:
-        writers.write_sevenscenes_split(data_dir / "TrainSplit.txt", sorted({v["seq"] for v in views if v["split"] == "train"}))
-        writers.write_sevenscenes_split(data_dir / "TestSplit.txt", sorted({v["seq"] for v in views if v["split"] == "test"}))
-
-    _write_groundtruth(gt_dir, locals())
-    info = {"dataset_dir": str(data_dir), "groundtruth_dir": str(gt_dir), "scene": scene, "layout": layout,
-            "focal": f, "width": int(width), "height": int(height), "n_train": len(train_idx),
-            "n_test": len(views) - len(train_idx), "n_transient_images": len(with_transients),
-            "n_landmarks": len(landmarks), "n_points": n_points, "render_seconds": round(t_render, 2),
-            "seconds": round(time.time() - t_start, 2)}
-    return info
+    landmarks = [lm for v, r in zip(world.views, results)
+                 for lm in _landmarks_for_image(lm_rng, world.lay, v, r, world.intr, world.T_dataset_local)]
+    n_points = write_wild_dataset(world, spec, rng, results, data_dir)
+    write_wild_groundtruth(gt_dir, spec, world, look, landmarks)
+    n_train = sum(v["split"] == "train" for v in world.views)
+    return {"dataset_dir": str(data_dir), "groundtruth_dir": str(gt_dir), "scene": spec.scene,
+            "layout": spec.layout, "focal": world.focal, "width": int(spec.width), "height": int(spec.height),
+            "n_train": n_train, "n_test": len(world.views) - n_train,
+            "n_transient_images": len(look.with_transients), "n_landmarks": len(landmarks), "n_points": n_points,
+            "render_seconds": round(t_render, 2), "seconds": round(time.time() - t_start, 2)}
 
 
-def _write_groundtruth(gt_dir: Path, g: dict) -> None:
+def write_wild_groundtruth(gt_dir: Path, spec: SceneSpec, world: WildViews, look: WildAppearance,
+                           landmarks: list[dict]) -> None:
     """scene.json, appearance.json, cameras.json, landmarks.json (masks/depth/clean are written by workers)."""
-    lay, T = g["lay"], g["T_dataset_local"]
+    lay, T = world.lay, world.T_dataset_local
     lo, hi = content_bounds_local(lay)
     scene_json = {
-        "generator": "nerfw.synthetic", "format_version": 1, "seed": int(g["seed"]), "layout": g["layout"],
-        "variant": g["kind"], "scene": g["scene"], "units": "metres",
-        "params": {"width": int(g["width"]), "height": int(g["height"]), "n_train": int(g["n_train"]),
-                   "n_test": int(g["n_test"]), "transient_share": float(g["transient_share"]),
+        "generator": "nerfw.synthetic", "format_version": 1, "seed": int(spec.seed), "layout": spec.layout,
+        "variant": world.kind, "scene": spec.scene, "units": "metres",
+        "params": {"width": int(spec.width), "height": int(spec.height), "n_train": int(spec.n_train),
+                   "n_test": int(spec.n_test), "transient_share": float(spec.transient_share),
                    "supersample": render.SUPERSAMPLE},
-        "intrinsics": g["intr"], "focal": g["f"],
+        "intrinsics": world.intr, "focal": world.focal,
         "world": {"T_dataset_local": np.round(T, 12).tolist(),
                   "up_dataset": np.round(T[:3, 2], 12).tolist(),
                   "note": "dataset = T_dataset_local @ local; the generator's local frame is metres with +z up"},
-        "sky": not g["indoor"],
+        "sky": not world.indoor,
         "content_bounds_local": [lo.tolist(), hi.tolist()],
         "materials": lay.materials, "primitives": lay.prims.to_json(lay.materials),
-        "transients": g["transients"],
+        "transients": look.transients,
     }
     writers.write_json(gt_dir / "scene.json", scene_json)
-    writers.write_json(gt_dir / "appearance.json", {"canonical": g["canonical"], "images": g["apps"]})
-    cams = {v["name"]: {"split": v["split"], "sequence": v["seq"], **g["intr"],
+    writers.write_json(gt_dir / "appearance.json", {"canonical": look.canonical, "images": look.apps})
+    cams = {v["name"]: {"split": v["split"], "sequence": v["seq"], **world.intr,
                         "T_world_cam": np.round(v["T_world_cam"], 12).tolist(),
-                        "has_transients": v["name"] in g["transients"]} for v in g["views"]}
-    writers.write_json(gt_dir / "cameras.json", {"layout": g["layout"], "focal": g["f"], "images": cams})
-    writers.write_json(gt_dir / "landmarks.json", g["landmarks"])
+                        "has_transients": v["name"] in look.transients} for v in world.views}
+    writers.write_json(gt_dir / "cameras.json", {"layout": spec.layout, "focal": world.focal, "images": cams})
+    writers.write_json(gt_dir / "landmarks.json", landmarks)
 
 
-def content_bounds_local(lay: layouts.Layout) -> tuple[np.ndarray, np.ndarray]:
-    """AABB (local) of the scene content: every primitive except the infinite-like ground slab."""
-    lo, hi = lay.prims.bounding_boxes()
-    names = [lay.materials[m]["name"] for m in np.concatenate([lay.prims.box_mat, lay.prims.cyl_mat, lay.prims.sph_mat])]
-    keep = np.array([n != "ground" for n in names])
-    lo, hi = lo[keep].min(0).astype(np.float64), hi[keep].max(0).astype(np.float64)
-    lo[2] = max(lo[2], 0.0) if lay.kind == "outdoor" else lo[2]
-    return np.round(lo, 6), np.round(hi, 6)

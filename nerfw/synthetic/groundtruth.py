@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nerfw.data.conventions import Distortion, invert_T
+from nerfw.cameras.conventions import Distortion, invert_T
 from nerfw.errors import DatasetError
 from nerfw.synthetic import geometry, render
 from nerfw.synthetic.geometry import Primitives

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
 from nerfw.synthetic.geometry import Primitives
 
 EYE_HEIGHT = 1.6  # metres, phone held at eye level

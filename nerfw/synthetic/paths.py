@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
 from nerfw.synthetic.layouts import EYE_HEIGHT, ROOM
 
 

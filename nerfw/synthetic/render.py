@@ -1,18 +1,18 @@
 """Ray-traced rendering of the synthetic scene: 2x2 supersampled colour, pixel-centre depth, transient mask.
 
-Rays follow ``nerfw.data.conventions``: OpenCV camera axes, pixel centres at +0.5, directions with
+Rays follow ``nerfw.cameras.conventions``: OpenCV camera axes, pixel centres at +0.5, directions with
 camera-z = 1 so the hit parameter t is the z-depth. Images are rendered in bands of rows; primitives
 whose projection misses a band are culled before the (vectorised) intersection. With a lens distortion the
 rays are ``conventions.camera_rays`` of the distorted image's pixels.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from nerfw.data.conventions import Distortion, camera_rays, invert_T
+import numpy as np
+
+from nerfw.cameras.conventions import Distortion, camera_rays, invert_T
 from nerfw.synthetic import geometry, materials
 
 SUPERSAMPLE = 2  # 2x2 sub-pixel samples per pixel, box-averaged (anti-aliasing)

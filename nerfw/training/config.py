@@ -1,28 +1,26 @@
-"""Training configuration: the seed's flags verbatim, ours beside them, parsed safely.
+"""Training configuration: NeRFW-pytorch's flags verbatim, ours beside them, parsed safely.
 
 Every option is a dataclass field with a docstring-like comment; the command-line parser is built from the
-fields of :class:`TrainConfig` and :class:`nerfw.model.config.ModelConfig`, so there is one list of options.
-Values are parsed without eval(): booleans accept True/False/1/0/yes/no (the seed's ``type=bool`` turned
-"False" into True), integers accept products and sums such as the seed README's ``--chunk 4*1024``.
+fields of :class:`TrainConfig` and :class:`nerfw.fields.config.ModelConfig`, so there is one list of options.
+Values are parsed without eval(): booleans accept True/False/1/0/yes/no (NeRFW-pytorch's ``type=bool`` turned
+"False" into True), integers accept products and sums such as NeRFW-pytorch README's ``--chunk 4*1024``.
 """
 from __future__ import annotations
 
-import ast
 import argparse
 import dataclasses
 import json
-import math
-import operator
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nerfw.cli_args import HelpFormatter, field_docs, parse_bool
+from nerfw.data.framing import join_scene_box_arg
+from nerfw.data.orientation import ORIENT_METHODS
 from nerfw.errors import ConfigError
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
+from nerfw.options import Parser, add_options
 
-# Options of the seed say "Seed flag"; defaults that differ from the seed's (seed-system.md "Options") are marked
-# "(seed: ...)".
+# Options NeRFW-pytorch also has say "NeRFW-pytorch flag"; where a default differs from NeRFW-pytorch's, the text
+# says "(NeRFW-pytorch: <its default>)".
 
 
 @dataclass
@@ -31,31 +29,31 @@ class TrainConfig:
 
     # --- run folder
     root_dir: str = "./runs/nerf"
-    """Seed flag. Folder for runs: a run's checkpoints, logs and config.json go to <root_dir>/<exp_name>/."""
+    """NeRFW-pytorch flag. Folder for runs: a run's checkpoints, logs and config.json go to <root_dir>/<exp_name>/."""
     exp_name: str = "exp"
-    """Seed flag (seed default "test"). The run's name, the folder under --root_dir; reuse it with --resume to
+    """NeRFW-pytorch flag (NeRFW-pytorch default "test"). The run's name, the folder under --root_dir; reuse it with --resume to
     continue a run."""
     config: str = ""
     """Path of a config.json written by an earlier run: start from its options; flags given on the command line
     override it. Use it to repeat or vary an experiment."""
     # --- data
     data_root_dir: str = ""
-    """Seed flag, required. Folder holding the scene folders (or the scene itself when --scene is empty)."""
+    """NeRFW-pytorch flag, required. Folder holding the scene folders (or the scene itself when --scene is empty)."""
     scene: str = ""
-    """Seed flag (seed default StMarysChurch). Scene folder name under --data_root_dir, e.g. StMarysChurch or
+    """NeRFW-pytorch flag (NeRFW-pytorch default StMarysChurch). Scene folder name under --data_root_dir, e.g. StMarysChurch or
     chess; empty: --data_root_dir is the scene."""
     dataset: str = "auto"
     """Dataset format: auto|cambridge|7scenes|colmap|phototourism|llff|transforms. auto recognises the format
     from the files; name it only when a folder looks like more than one."""
     img_downscale: int = 3
-    """Seed flag. Integer divisor of the image sides (sizes read from the files): 3 trains Cambridge's 1920x1080
+    """NeRFW-pytorch flag. Integer divisor of the image sides (sizes read from the files): 3 trains Cambridge's 1920x1080
     at 640x360. Larger is faster and coarser; 1 for small images (the built-in scenes)."""
     focal: float = 0.0
     """Focal length in pixels of the original (not downscaled) images, for datasets without one (Cambridge
     without its .nvm); 0: the dataset's own."""
     sevenscenes_focal: float = 525.0
     """7-Scenes colour focal length in pixels at 640x480. 525 is the colour camera's (the default); 585, what
-    the seed used, is the depth camera's."""
+    NeRFW-pytorch used, is the depth camera's."""
     test_every: int = 8
     """COLMAP / LLFF / single transforms.json: every N-th image (by name) is held out as a test image, as the
     NeRF papers do; 0: no test images."""
@@ -71,27 +69,27 @@ class TrainConfig:
     Orientation): the field's planes then meet the ground and walls square on, whatever axes the SfM chose.
     none: the dataset's own axes."""
     use_cache: bool = True
-    """Seed flag (seed: False, and the seed read "--use_cache False" as True). Read an existing decoded-image
+    """NeRFW-pytorch flag (NeRFW-pytorch: False, and NeRFW-pytorch read "--use_cache False" as True). Read an existing decoded-image
     cache; it is keyed by a hash of the images and sizes, so it is never stale. False: decode the images again."""
     if_save_cache: bool = True
-    """Seed flag. Write the decoded-image cache (a memory-mapped .npy next to the run) for faster restarts; False
+    """NeRFW-pytorch flag. Write the decoded-image cache (a memory-mapped .npy next to the run) for faster restarts; False
     keeps the images in RAM only."""
     # --- optimisation
     batch_size: int = 0
-    """Seed flag (seed 1024). Rays per process per step (as the seed: per GPU); 0: 512 on a CPU, 1024 on GPUs
+    """NeRFW-pytorch flag (NeRFW-pytorch: 1024). Rays per process per step (as NeRFW-pytorch: per GPU); 0: 512 on a CPU, 1024 on GPUs
     (`auto_batch_size`). More rays: fewer, smoother steps and more memory; the grid field's learning rate grows
     with it above 1024 rays."""
     chunk: int = 4096
-    """Seed flag (seed: 1024). Rays per forward pass when rendering whole images (validation previews); only
+    """NeRFW-pytorch flag (NeRFW-pytorch: 1024). Rays per forward pass when rendering whole images (validation previews); only
     speed and memory change. Arithmetic such as 4*1024 is accepted."""
     epochs: int = 20
-    """Seed flag. Passes over all training rays, unless --max_steps or --max_minutes stop earlier."""
+    """NeRFW-pytorch flag. Passes over all training rays, unless --max_steps or --max_minutes stop earlier."""
     max_steps: int = 0
     """Stop after this many optimiser steps; 0: no limit. Use it for quick experiments and fixed budgets."""
     max_minutes: float = 0.0
     """Stop after this wall-clock budget in minutes, with a final checkpoint; 0: no limit."""
     lr: float = 0.0
-    """Seed flag (seed 5e-4). Adam learning rate; 0: the field's default (mlp 5e-4 as the seed; grid 1e-2, rising
+    """NeRFW-pytorch flag (NeRFW-pytorch: 5e-4). Adam learning rate; 0: the field's default (mlp 5e-4 as NeRFW-pytorch; grid 1e-2, rising
     to 3e-2 for batches above 1024 rays). Lower it if the loss diverges."""
     lr_final_ratio: float = 0.1
     """The learning rate decays exponentially from --lr to --lr times this at the last step (a ratio, 0 < r <= 1;
@@ -107,7 +105,7 @@ class TrainConfig:
     """auto|cpu|cuda|cuda:N: where a single-process run trains. auto: the first GPU if there is one, else the
     CPU."""
     num_gpus: int = -1
-    """Seed flag (seed: 1). DDP processes on GPUs (NCCL), one per GPU; -1: one GPU if present, else the CPU; 0:
+    """NeRFW-pytorch flag (NeRFW-pytorch: 1). DDP processes on GPUs (NCCL), one per GPU; -1: one GPU if present, else the CPU; 0:
     the CPU."""
     num_procs: int = 1
     """DDP processes on the CPU (gloo), for CPU-only machines and tests; each takes --batch_size rays per step."""
@@ -120,22 +118,22 @@ class TrainConfig:
     machine."""
     # --- checkpoints and logging
     save_latest_freq: int = 1000
-    """Seed flag (seed: 6750). Steps between checkpoints; lower it when runs may be interrupted."""
+    """NeRFW-pytorch flag (NeRFW-pytorch: 6750). Steps between checkpoints; lower it when runs may be interrupted."""
     keep_ckpts: int = 3
     """How many of the most recent checkpoints to keep on disk."""
     log_freq: int = 50
-    """Seed flag (seed: 225). Steps between loss_log.txt lines and TensorBoard scalars."""
+    """NeRFW-pytorch flag (NeRFW-pytorch: 225). Steps between loss_log.txt lines and TensorBoard scalars."""
     val_freq: int = 500
     """Steps between TensorBoard preview images of a held-out view (each costs a full-image render)."""
     resume: bool = False
     """Continue from the newest good checkpoint of <root_dir>/<exp_name> (a corrupt newest one is skipped).
     `--resume` alone or `--resume True`."""
     last_epoch: int = 0
-    """Seed flag: a value > 0 resumes, from --ckpt / --ckpt_path if given, else as --resume."""
+    """NeRFW-pytorch flag: a value > 0 resumes, from --ckpt / --ckpt_path if given, else as --resume."""
     ckpt: str = ""
-    """Seed flag (the seed README's name): checkpoint file to resume from, instead of the run's newest."""
+    """NeRFW-pytorch flag (NeRFW-pytorch README's name): checkpoint file to resume from, instead of the run's newest."""
     ckpt_path: str = ""
-    """Seed flag (the seed code's name for --ckpt): checkpoint file to resume from."""
+    """NeRFW-pytorch flag (NeRFW-pytorch code's name for --ckpt): checkpoint file to resume from."""
     max_bad_steps: int = 20
     """Consecutive steps with a non-finite loss (skipped) before the run stops with an error."""
     progress: str = "auto"
@@ -181,90 +179,26 @@ def _build(cls, values: dict, source: str):
     return cls(**values)
 
 
-# ----------------------------------------------------------------------------- value parsing
-_BIN_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-            ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
-
-
-def parse_int(text: str) -> int:
-    """An integer, or integer arithmetic such as "4*1024" or "2**12" (no eval: a tiny AST walker)."""
-    def walk(node):
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            return node.value
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        if isinstance(node, ast.BinOp) and type(node.op) in _BIN_OPS:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Pow) and (right > 64 or right < 0):
-                raise ValueError
-            return _BIN_OPS[type(node.op)](left, right)
-        raise ValueError
-    try:
-        return int(walk(ast.parse(str(text).strip(), mode="eval").body))
-    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
-        raise argparse.ArgumentTypeError(f"expected an integer such as 4096 or 4*1024, got '{text}'") from None
-
-
-def parse_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
-_PARSERS = {bool: parse_bool, int: parse_int, float: parse_float, str: str}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (printed as one line) instead of exiting with usage text."""
-
-    def error(self, message):
-        raise ConfigError(message)
-
-
-TRAIN_DESCRIPTION = """Train a NeRF-W. Accepts the seed's flags verbatim (marked "Seed flag").
+TRAIN_DESCRIPTION = """Train a NeRF-W. Accepts NeRFW-pytorch's flags verbatim (marked "NeRFW-pytorch flag").
 
 Every option has a default; most runs need only --data_root_dir, --scene and --exp_name (plus --img_downscale
 for large images and --max_steps / --max_minutes for a budget). Switches (True|False options) accept `--flag`
-(True) as well as the seed's `--flag True` / `--flag False`. Integers accept arithmetic such as 4*1024.
+(True) as well as NeRFW-pytorch's `--flag True` / `--flag False`. Integers accept arithmetic such as 4*1024.
 Options not given on the command line come from --config FILE if given, else from the defaults shown."""
 
 
-def option_help(cls) -> dict[str, str]:
-    """{field: help text} of a config dataclass: the field's documentation plus its default."""
-    docs = field_docs(cls)
-    out = {}
-    for f in dataclasses.fields(cls):
-        default = f.default
-        shown = "off" if default is False else "on" if default is True else (repr(default) if default == "" else default)
-        text = docs.get(f.name, "")
-        out[f.name] = (text + " " if text else "") + f"(default: {shown})"
-    return out
-
-
 def build_parser(prog: str = "nerfw train") -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description=TRAIN_DESCRIPTION, formatter_class=HelpFormatter,
-                     argument_default=argparse.SUPPRESS, allow_abbrev=False)
+    """The `nerfw train` parser: TrainConfig's and ModelConfig's fields (nerfw.options.add_options). Options not
+    given are left out of the parsed namespace, so that parse_config can take them from --config."""
+    parser = Parser(prog=prog, description=TRAIN_DESCRIPTION, argument_default=argparse.SUPPRESS,
+                    allow_abbrev=False)
     for group_name, cls in (("training", TrainConfig), ("model", ModelConfig)):
-        group = parser.add_argument_group(f"{group_name} options")
-        hints = typing.get_type_hints(cls)
-        helps = option_help(cls)
-        for f in dataclasses.fields(cls):
-            kind = hints[f.name]
-            text = helps[f.name].replace("%", "%%")
-            if kind is bool:  # `--flag` alone means True; `--flag True|False` as the seed
-                group.add_argument(f"--{f.name}", type=parse_bool, nargs="?", const=True, metavar="True|False",
-                                   help=text)
-                continue
-            parse = _PARSERS.get(kind, str)
-            metavar = {int: "INT", float: "FLOAT"}.get(kind, "STR")
-            group.add_argument(f"--{f.name}", type=parse, metavar=metavar, help=text)
+        add_options(parser.add_argument_group(f"{group_name} options"), cls, suppress_defaults=True)
     return parser
 
 
 def parse_config(argv: list[str]) -> Config:
     """Command line (+ optional --config FILE) -> validated Config. Errors are one-line ConfigErrors."""
-    from nerfw.data.framing import join_scene_box_arg
 
     given = vars(build_parser().parse_args(join_scene_box_arg(argv)))
     base: dict = {"train": {}, "model": {}}
@@ -283,7 +217,6 @@ def parse_config(argv: list[str]) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    from nerfw.data.orientation import ORIENT_METHODS
 
     t, m = cfg.train, cfg.model
     checks = [
@@ -329,7 +262,7 @@ CPU_BATCH, GPU_BATCH = 512, 1024
 
 
 def auto_batch_size(cfg: Config, device_kind: str) -> Config:
-    """cfg with --batch_size 0 resolved: 512 rays per step on a CPU, 1024 per GPU (the seed's).
+    """cfg with --batch_size 0 resolved: 512 rays per step on a CPU, 1024 per GPU (NeRFW-pytorch's).
 
     On a CPU each step has a fixed cost (Adam over every plane parameter), and a time-limited run is far from
     converged, so more, smaller steps win. Measured side by side on the 2-core CPU, 10 minutes, NeRF-W protocol:
@@ -365,7 +298,7 @@ def auto_transient_warmup(cfg: Config, steps_per_epoch: int) -> Config:
 
 
 def default_lr(cfg: Config, world_size: int = 1) -> float:
-    """--lr, else the field's default: mlp 5e-4 (the seed's); grid 1e-2 up to 1024 rays per step (all processes
+    """--lr, else the field's default: mlp 5e-4 (NeRFW-pytorch's); grid 1e-2 up to 1024 rays per step (all processes
     together), growing in proportion to the rays above that (less gradient noise per step allows longer steps),
     up to 3e-2. Measured on the demo scene (2-core CPU, constant rate, test PSNR under the NeRF-W protocol):
     4096 rays per step, 400 steps: 1e-2 18.64 / 19.83 dB (seeds 0 / 1), 2e-2 19.43 (seed 0), 3e-2 20.52 / 21.73;

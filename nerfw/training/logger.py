@@ -9,6 +9,8 @@ import time
 import numpy as np
 import torch
 
+from nerfw.model.view_rendering import render_view
+
 TB_SCALARS = ("train/loss", "train/psnr", "train/mse", "train/beta", "train/lr", "train/transient_share",
               "train/transient_pixels")
 MONITORED = ("transient_share", "transient_pixels")  # step figures that are not loss terms
@@ -107,7 +109,6 @@ class TrainLogger:
         """A held-out view (the first test image, else the first image): render, static, transient, depth, beta."""
         if not self.enabled:
             return
-        from nerfw.tools.rendering import render_view
 
         test = [i for i, c in enumerate(scene.cameras) if c.split == "test"]
         image_id = test[0] if test else 0

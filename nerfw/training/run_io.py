@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from nerfw.data.dataset_options import load_from_args
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
+from nerfw.model.nerfw_model import build_model
 from nerfw.training.checkpoint import load_latest_checkpoint
 from nerfw.training.config import Config
 
@@ -27,7 +29,6 @@ class Run:
     def scene(self) -> SceneData:
         """The run's dataset, read again with the run's options (lazily)."""
         if self._scene is None:
-            from nerfw.data.cli import load_from_args
 
             self._scene = load_from_args(self.cfg.train)
             names = [c.name for c in self._scene.cameras]
@@ -48,7 +49,6 @@ class Run:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
-    from nerfw.model.nerfw_model import build_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():

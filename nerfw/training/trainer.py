@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nerfw.data.dataset_options import load_from_args
 from nerfw.data.framing import choose_framing, content_report, detail_note, parse_scene_box
+from nerfw.data.image_cache import ImageCache
 from nerfw.data.orientation import orient_scene
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
-from nerfw.training.checkpoint import (load_checkpoint_file, load_latest_checkpoint, rng_state,
-                                       save_checkpoint)
+from nerfw.training.checkpoint import load_checkpoint_file, load_latest_checkpoint, rng_state, save_checkpoint
 from nerfw.training.config import Config, auto_batch_size, auto_transient_warmup, default_lr
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
@@ -26,8 +27,6 @@ from nerfw.training.ray_batches import RayBatcher
 # ----------------------------------------------------------------------------- data
 def load_training_data(cfg: Config, save_cache: bool):
     """Scene description + image cache, as every rank needs them."""
-    from nerfw.data.cli import load_from_args
-    from nerfw.data.image_cache import ImageCache
 
     t = cfg.train
     scene = load_from_args(t)
@@ -39,7 +38,7 @@ def load_training_data(cfg: Config, save_cache: bool):
 
 
 def cache_dir_for(scene: SceneData, cfg: Config) -> Path:
-    """<scene>/cache like the seed when the dataset folder is writable, else inside the run folder."""
+    """<scene>/cache like NeRFW-pytorch when the dataset folder is writable, else inside the run folder."""
     preferred = Path(scene.root) / "cache"
     return preferred if os.access(scene.root, os.W_OK) else cfg.train.run_dir / "cache"
 
@@ -90,9 +89,9 @@ class LearningRateSchedule:
     to ``final_ratio`` (a constant-then-decay schedule; tail=1 is a plain exponential decay over the run).
 
     Progress is the larger of steps done / ``n_total`` and ``time_fraction``, the share of a --max_minutes budget
-    used, which the trainer updates every step. Before this (2026-12-02) a time-limited run kept the schedule of
-    its 20 epochs and stopped with the rate barely decayed; decaying over the whole budget instead was measured
-    worse (the run spends most of its steps at a low rate). Decaying only at the end keeps the fast start and
+    used, which the trainer updates every step. Driven by steps alone, a time-limited run would keep the
+    schedule of its 20 epochs and stop with the rate barely decayed; decaying over the whole budget instead was
+    measured worse (the run spends most of its steps at a low rate). Decaying only at the end keeps the fast start and
     still settles Adam's step noise: docs/model.md "Learning-rate schedule" has the measurements."""
 
     def __init__(self, n_total: int, final_ratio: float, tail: float):
@@ -117,7 +116,7 @@ def make_optimizer(model: nn.Module, cfg: Config, n_total: int, world_size: int 
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     eps = 1e-15 if cfg.model.field == "grid" else 1e-8
     optimizer = torch.optim.Adam(params, lr=default_lr(cfg, world_size), eps=eps, fused=fused)
-    # (The seed's StepLR(2 epochs, 0.9) had no saved state, so its schedule restarted on resume; this one's step
+    # (NeRFW-pytorch's StepLR(2 epochs, 0.9) had no saved state, so its schedule restarted on resume; this one's step
     # count is saved in every checkpoint. The schedule itself is a lambda, so it is not: a resumed run uses the
     # options it was resumed with.)
     schedule = LearningRateSchedule(n_total, cfg.train.lr_final_ratio, cfg.train.lr_decay_tail)
@@ -186,31 +185,57 @@ def cpu_threads(requested: int, world_size: int) -> int:
     return max(1, (os.cpu_count() or 1) // world_size)
 
 
-def run_worker(rank: int, world_size: int, backend, init_method, device_kind: str, cfg_dict: dict) -> None:
+def run_worker(rank: int, world_size: int, backend, init_method, device_kind: str, cfg_dict: dict,
+               live_viewer=None) -> None:
     cfg = Config.from_dict(cfg_dict)
     ddp.init_group(rank, world_size, backend, init_method)
     try:
         if device_kind == "cpu":
             torch.set_num_threads(cpu_threads(cfg.train.threads, world_size))
             keep_freed_blocks_in_heap()
-        _train(rank, world_size, device_kind, cfg)
+        _train(rank, world_size, device_kind, cfg, live_viewer)
     finally:
         ddp.close_group()
 
 
-def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
+@dataclass
+class Training:
+    """Everything one rank's loop works with, built by :func:`set_up_training`."""
+    cfg: Config
+    rank: int
+    world_size: int
+    device: torch.device
+    logger: TrainLogger
+    scene: SceneData
+    normalization: Normalization
+    batcher: RayBatcher
+    model: nn.Module
+    step_module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    lr_schedule: LearningRateSchedule
+    progress: Progress
+    n_total: int
+    use_amp: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def set_up_training(rank: int, world_size: int, device_kind: str, cfg: Config) -> tuple[Training, list[str]]:
+    """Data, model frame, model, optimiser and resumed state of one rank; the framing lines for the log."""
     device = ddp.local_rank_device(rank, device_kind, cfg.train.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    is_main = rank == 0
-    logger = TrainLogger(cfg, enabled=is_main)
-    scene, cache = load_training_data(cfg, save_cache=cfg.train.if_save_cache and is_main)
+    logger = TrainLogger(cfg, enabled=rank == 0)
+    scene, cache = load_training_data(cfg, save_cache=cfg.train.if_save_cache and rank == 0)
     resume = find_resume_checkpoint(cfg, logger.info)
-    framing_notes = ["framing: kept from the resumed checkpoint"]
+    notes = ["framing: kept from the resumed checkpoint"]
     if resume:
         normalization = Normalization.from_dict(resume[1]["normalization"])
     else:
-        normalization, framing_notes = fit_normalization(scene, cfg)
+        normalization, notes = fit_normalization(scene, cfg)
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
                          world_size, cfg.train.seed)
     n_total = total_steps(cfg, batcher.steps_per_epoch)
@@ -237,71 +262,111 @@ def _train(rank: int, world_size: int, device_kind: str, cfg: Config) -> None:
     if resume and abs(base_lr - new_lr) > 1e-12:
         logger.info(f"the resumed run keeps its checkpoint's learning rate {base_lr:.3g} (a new run with these "
                     f"options would start at {new_lr:.3g})")
-    logger.start(n_total, progress.step, batcher, scene, world_size, base_lr)
-    for line in framing_notes:
-        logger.info(line)
-    if cfg.model.encode_t:
-        logger.info(f"transient head: off for the first {cfg.model.transient_warmup} steps, then ramped in over as "
-                    f"many ({cfg.model.transient_warmup / batcher.steps_per_epoch:.3g} epochs each)")
-    live = None
-    if is_main and cfg.train.viewer:  # `--viewer`: nerfw view's page on a copy refreshed every few seconds
-        from nerfw.tools.viewer import LiveViewer
+    return Training(cfg, rank, world_size, device, logger, scene, normalization, batcher, model, step_module,
+                    optimizer, scheduler, lr_schedule, progress, n_total, use_amp), notes
 
-        live = LiveViewer(cfg, scene, normalization, "127.0.0.1", cfg.train.viewer_port, log=logger.info)
-        live.start(model, progress.step)
+
+def announce(t: Training, framing_notes: list[str]) -> None:
+    t.logger.start(t.n_total, t.progress.step, t.batcher, t.scene, t.world_size, t.scheduler.base_lrs[0])
+    for line in framing_notes:
+        t.logger.info(line)
+    if t.cfg.model.encode_t:
+        t.logger.info(f"transient head: off for the first {t.cfg.model.transient_warmup} steps, then ramped in "
+                      f"over as many ({t.cfg.model.transient_warmup / t.batcher.steps_per_epoch:.3g} epochs each)")
+
+
+def train_step(t: Training, t0: float) -> tuple[dict, dict, bool]:
+    """One optimiser step on every rank -> (the step's loss terms, their means over the ranks, whether the time
+    budget is spent). A non-finite loss on any rank skips the update everywhere (every rank still runs backward,
+    so DDP's gradient all-reduce stays in step); too many in a row stop training with an error."""
+    cfg, progress = t.cfg, t.progress
+    epoch, in_epoch = divmod(progress.step, t.batcher.steps_per_epoch)
+    torch.manual_seed(step_seed(cfg.train.seed, t.rank, progress.step))
+    t.model.set_transient_gate(transient_gate(progress.step, cfg.model.transient_warmup))
+    batch = t.batcher.batch(epoch, in_epoch, t.rank).to(t.device)
+    with torch.autocast(device_type=t.device.type, dtype=torch.bfloat16, enabled=t.use_amp):
+        terms = t.step_module(batch.rays_o, batch.rays_d, batch.near, batch.far, batch.image_ids, batch.rgb,
+                              batch.depth)
+    total = terms["total"].float()
+    time_used = (time.time() - t0) / 60.0 / cfg.train.max_minutes if cfg.train.max_minutes > 0 else 0.0
+    stats = torch.tensor([float(total.detach()), float(terms["mse"]), float(terms["beta"]),
+                          0.0 if torch.isfinite(total) else 1.0, time_used if t.is_main else 0.0],
+                         dtype=torch.float64)
+    stats = ddp.all_reduce_sum(stats)  # the main process's clock decides for every rank
+    t.lr_schedule.time_fraction = float(stats[4])
+    bad = stats[3] > 0
+    if bad:  # keep every rank's backward (and DDP's gradient all-reduce) in step, but change nothing
+        total = sum(p.sum() * 0.0 for p in t.model.parameters())
+    t.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    if not bad:
+        t.optimizer.step()
+        progress.bad_steps = 0
+    else:
+        skip_step(t)
+    t.scheduler.step()
+    progress.step += 1
+    means = {"loss": stats[0] / t.world_size, "mse": stats[1] / t.world_size, "beta": stats[2] / t.world_size}
+    return terms, means, bool(stats[4] >= 1.0)
+
+
+def skip_step(t: Training) -> None:
+    """Count a step whose loss was non-finite; raise after cfg.train.max_bad_steps of them in a row."""
+    progress = t.progress
+    progress.bad_steps += 1
+    progress.skipped_steps += 1
+    t.logger.info(f"step {progress.step}: non-finite loss, step skipped ({progress.skipped_steps} so far)")
+    if progress.bad_steps >= t.cfg.train.max_bad_steps:
+        raise NerfwError(f"{progress.bad_steps} non-finite losses in a row at step {progress.step}; "
+                         "try a lower --lr or check the data")
+
+
+def maybe_checkpoint(t: Training, stop: bool) -> None:
+    """The main rank saves every save_latest_freq steps, at the last step and when the time budget stops it."""
+    step = t.progress.step
+    if t.is_main and (step % t.cfg.train.save_latest_freq == 0 or step == t.n_total or stop):
+        epoch = (step - 1) // t.batcher.steps_per_epoch  # the epoch the step just taken belongs to
+        path = save_checkpoint(t.cfg.train.run_dir, step,
+                               checkpoint_payload(t.model, t.optimizer, t.scheduler, t.progress, epoch, t.cfg,
+                                                  t.normalization, t.scene), keep=t.cfg.train.keep_ckpts)
+        t.logger.info(f"checkpoint {path}")
+
+
+def start_live_viewer(t: Training, live_viewer):
+    """`--viewer`: the page built by ``live_viewer`` (nerfw.viewer.server.LiveViewer, attached by `nerfw train`) on the
+    main rank, or None."""
+    if not (t.is_main and t.cfg.train.viewer):
+        return None
+    if live_viewer is None:
+        t.logger.info("--viewer: no live viewer attached (`nerfw train` attaches it; train() from Python takes "
+                      "live_viewer=nerfw.viewer.server.LiveViewer)")
+        return None
+    live = live_viewer(t.cfg, t.scene, t.normalization, "127.0.0.1", t.cfg.train.viewer_port, log=t.logger.info)
+    live.start(t.model, t.progress.step)
+    return live
+
+
+def _train(rank: int, world_size: int, device_kind: str, cfg: Config, live_viewer=None) -> None:
+    t, framing_notes = set_up_training(rank, world_size, device_kind, cfg)
+    announce(t, framing_notes)
+    live = start_live_viewer(t, live_viewer)
     t0 = time.time()
     stop = False
-    while progress.step < n_total and not stop:
-        epoch, in_epoch = divmod(progress.step, batcher.steps_per_epoch)
-        torch.manual_seed(step_seed(cfg.train.seed, rank, progress.step))
-        model.set_transient_gate(transient_gate(progress.step, cfg.model.transient_warmup))
-        batch = batcher.batch(epoch, in_epoch, rank).to(device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            terms = step_module(batch.rays_o, batch.rays_d, batch.near, batch.far, batch.image_ids, batch.rgb,
-                                batch.depth)
-        total = terms["total"].float()
-        time_used = (time.time() - t0) / 60.0 / cfg.train.max_minutes if cfg.train.max_minutes > 0 else 0.0
-        stats = torch.tensor([float(total.detach()), float(terms["mse"]), float(terms["beta"]),
-                              0.0 if torch.isfinite(total) else 1.0, time_used if is_main else 0.0],
-                             dtype=torch.float64)
-        stats = ddp.all_reduce_sum(stats)  # the main process's clock decides for every rank
-        lr_schedule.time_fraction = float(stats[4])
-        bad = stats[3] > 0
-        if bad:  # keep every rank's backward (and DDP's gradient all-reduce) in step, but change nothing
-            total = sum(p.sum() * 0.0 for p in model.parameters())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if not bad:
-            optimizer.step()
-            progress.bad_steps = 0
-        else:
-            progress.bad_steps += 1
-            progress.skipped_steps += 1
-            logger.info(f"step {progress.step}: non-finite loss, step skipped ({progress.skipped_steps} so far)")
-            if progress.bad_steps >= cfg.train.max_bad_steps:
-                raise NerfwError(f"{progress.bad_steps} non-finite losses in a row at step {progress.step}; "
-                                 "try a lower --lr or check the data")
-        scheduler.step()
-        progress.step += 1
-        stop = bool(stats[4] >= 1.0)
-        means = {"loss": stats[0] / world_size, "mse": stats[1] / world_size, "beta": stats[2] / world_size}
-        logger.step(progress.step, means, scheduler.get_last_lr()[0], {k: v for k, v in terms.items()})
-        if is_main and progress.step % cfg.train.val_freq == 0:
-            logger.images(progress.step, model, batcher, scene)
+    while t.progress.step < t.n_total and not stop:
+        terms, means, stop = train_step(t, t0)
+        t.logger.step(t.progress.step, means, t.scheduler.get_last_lr()[0], dict(terms))
+        if t.is_main and t.progress.step % t.cfg.train.val_freq == 0:
+            t.logger.images(t.progress.step, t.model, t.batcher, t.scene)
         if live is not None:
-            live.maybe_update(model, progress.step, float(means["mse"]))
-        if is_main and (progress.step % cfg.train.save_latest_freq == 0 or progress.step == n_total or stop):
-            path = save_checkpoint(cfg.train.run_dir, progress.step,
-                                   checkpoint_payload(model, optimizer, scheduler, progress, epoch, cfg,
-                                                      normalization, scene), keep=cfg.train.keep_ckpts)
-            logger.info(f"checkpoint {path}")
-    model.set_transient_gate(1.0)
+            live.maybe_update(t.model, t.progress.step, float(means["mse"]))
+        maybe_checkpoint(t, stop)
+    t.model.set_transient_gate(1.0)
     if stop:
-        logger.info(f"stopped after --max_minutes {cfg.train.max_minutes} at step {progress.step}")
+        t.logger.info(f"stopped after --max_minutes {t.cfg.train.max_minutes} at step {t.progress.step}")
     if live is not None:
         live.stop()
-        logger.info(f"viewer stopped with training; `nerfw view --run {cfg.train.run_dir}` shows the final model")
-    logger.close(progress.step)
+        t.logger.info(f"viewer stopped with training; `nerfw view --run {t.cfg.train.run_dir}` shows the final model")
+    t.logger.close(t.progress.step)
 
 
 def write_resolved_config(cfg: Config) -> Path:
@@ -310,8 +375,11 @@ def write_resolved_config(cfg: Config) -> Path:
     return path
 
 
-def train(cfg: Config) -> Path:
-    """Train per cfg (spawning DDP processes when asked) and return the run folder."""
+def train(cfg: Config, live_viewer=None) -> Path:
+    """Train per cfg (spawning DDP processes when asked) and return the run folder. ``live_viewer``: what
+    `--viewer` shows, a class built on the main rank as live_viewer(cfg, scene, normalization, host, port, log)
+    with start(model, step), maybe_update(model, step, mse) and stop() (`nerfw train` passes
+    nerfw.viewer.server.LiveViewer; training does not import the viewer)."""
     launch = ddp.plan_launch(cfg.train.num_gpus, cfg.train.num_procs, cfg.train.device)
     cfg = auto_batch_size(cfg, launch.device_kind)
     if not launch.torchrun or int(os.environ.get("RANK", "0")) == 0:
@@ -319,5 +387,5 @@ def train(cfg: Config) -> Path:
     if launch.world_size > 1 and not launch.torchrun:
         # Build the image cache once here so the workers only open it.
         load_training_data(cfg, save_cache=cfg.train.if_save_cache)
-    ddp.run_processes(run_worker, launch, cfg.to_dict())
+    ddp.run_processes(run_worker, launch, cfg.to_dict(), live_viewer)
     return cfg.train.run_dir

@@ -21,7 +21,6 @@ axes are OpenCV's, as viser's.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
@@ -34,8 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfw.data.poses_file import read_poses_file
 from nerfw.data.scene import CameraView, Normalization
+from nerfw.data.vertex_ply import read_vertices
 from nerfw.errors import ConfigError, NerfwError
+from nerfw.model.nerfw_model import RenderOutput, build_model
+from nerfw.model.view_rendering import camera_rays_model, colorize
+from nerfw.training.run_io import Run, load_run
 
 OUTPUTS = ("RGB", "static", "transient", "depth", "beta")
 MEAN = "mean of all images"
@@ -79,7 +83,6 @@ BALL_COLOUR = (250, 170, 40)
 
 def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The vertices (dataset frame) and colours of a point cloud or mesh PLY (`nerfw export --run`)."""
-    from nerfw.data.vertex_ply import read_vertices
 
     if not path.is_file():
         raise NerfwError(f"--cloud {path}: no such file")
@@ -114,8 +117,6 @@ def render_image(model, camera: CameraView, output: str, appearance: torch.Tenso
                  chunk: int = 16384, abort=None) -> np.ndarray | None:
     """One output of the model at a model-frame camera as uint8 [H, W, 3]; None when ``abort()`` became true
     between chunks. image_id: a training image whose transient embedding RGB uses (None: the static scene)."""
-    from nerfw.model.nerfw_model import RenderOutput
-    from nerfw.tools.rendering import camera_rays_model, colorize
 
     if output not in OUTPUTS:
         raise ConfigError(f"unknown output '{output}' (choose from {', '.join(OUTPUTS)})")
@@ -165,7 +166,6 @@ def check_port(host: str, port: int) -> None:
 
 def load_viewer_run(run_dir: str | Path, device: str = "cpu"):
     """The run to view, with one-line errors for a missing folder, a folder that is no run, no checkpoint."""
-    from nerfw.tools.run_io import load_run
 
     path = Path(run_dir)
     if not path.exists():
@@ -393,7 +393,6 @@ class Viewer:
         scene = run.scene
         cams = [c for c in scene.cameras if c.split in ("train", "test")] or list(scene.cameras)
         if self.views_path is not None:
-            from nerfw.tools.poses_file import read_poses_file
 
             if not self.views_path.is_file():
                 raise NerfwError(f"--views {self.views_path}: no such poses file")
@@ -664,8 +663,6 @@ class LiveViewer:
     the newest weights and the step / training PSNR."""
 
     def __init__(self, cfg, scene, normalization, host: str, port: int, log=print):
-        from nerfw.model.nerfw_model import build_model
-        from nerfw.tools.run_io import Run
 
         check_port(host, port)
         self.model = build_model(cfg.model, n_images=len(scene.cameras)).eval()
@@ -704,63 +701,3 @@ class LiveViewer:
         self.viewer.stop()
 
 
-# ----------------------------------------------------------------------------- command line
-def build_parser() -> argparse.ArgumentParser:
-    from nerfw.cli_args import Parser
-
-    p = Parser(prog="nerfw view", description=__doc__)
-    p.add_argument("--run", required=True, help="a training run folder (<root_dir>/<exp_name>) with a checkpoint")
-    p.add_argument("--port", type=int, default=7007, help="TCP port of the web page; change it when it is busy")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on: 127.0.0.1 serves this machine only (use an SSH tunnel from "
-                        "elsewhere); 0.0.0.0 serves every network interface (anyone who can reach the port)")
-    p.add_argument("--views", default="",
-                   help="a Cambridge-format poses file of synthesized views (nerfw select-views) to draw as green "
-                        "frustums (default: none)")
-    p.add_argument("--cloud", default="",
-                   help="a point cloud or mesh PLY in the dataset's frame (`nerfw export --run RUN --format points`) "
-                        "to show instead of the dataset's sparse points (default: the sparse points)")
-    p.add_argument("--width", type=int, default=0,
-                   help="initial width in pixels of the still image (0: 640 on a CPU, 1280 on a GPU); the page "
-                        "has a slider")
-    p.add_argument("--chunk", type=int, default=16384,
-                   help="rays per forward pass; only speed and memory change")
-    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for rendering (0: $OMP_NUM_THREADS if set, else the cores other processes leave "
-                        "idle; on a busy 2-core machine 1 thread renders 2-3x faster than 2)")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    if args.width < 0 or args.chunk < 1 or args.threads < 0:
-        raise ConfigError("expected --width >= 0, --chunk >= 1 and --threads >= 0")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        from nerfw.tools.evaluate import cpu_threads
-
-        torch.set_num_threads(args.threads if args.threads > 0 else cpu_threads())
-    t0 = time.time()
-    check_port(args.host, args.port)  # fail before the (slower) model load
-    run = load_viewer_run(args.run, device=device)
-    viewer = Viewer(run, args.host, args.port, views=args.views or None, width=args.width or None, chunk=args.chunk,
-                    cloud=args.cloud or None)
-    url = viewer.start()
-    print(f"nerfw view: {run.run_dir} (step {run.step}) ready in {time.time() - t0:.1f} s at {url}", flush=True)
-    if args.host in ("127.0.0.1", "localhost", "::1"):
-        print(f"  from another machine: ssh -L {args.port}:localhost:{args.port} <this host>, then open "
-              f"http://localhost:{args.port}", flush=True)
-    print("  Ctrl+C stops the viewer", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("nerfw view: stopped", flush=True)
-    finally:
-        viewer.stop()
-    return 0

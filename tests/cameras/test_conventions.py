@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from nerfw.data import conventions as cv
+from nerfw.cameras import conventions as cv
 
 
 def random_pose(rng):

@@ -16,16 +16,15 @@ import torch
 from hypothesis import assume, given, settings, strategies as st
 from PIL import Image
 
-from nerfw.data import conventions as cv
-from nerfw.data.conventions import Distortion
+from nerfw.cameras import conventions as cv
+from nerfw.cameras.conventions import Distortion
 from nerfw.data.export import write_transforms
 from nerfw.data.loader import load_scene
 from nerfw.data.parsers import colmap
 from nerfw.data.scene import CameraView, Normalization, SceneData
 from nerfw.training.ray_batches import CameraTable, RayBatcher
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason=f"shared real data not found at {REALDATA}")
+from helpers import REALDATA, needs_realdata
 W, H = 1920, 1080
 
 # COLMAP cameras with realistic parameters (PARAMS in COLMAP's order; see colmap.CAMERA_MODELS).
@@ -152,7 +151,7 @@ FOLDED = [  # (lens, distorted points: the first inside the invertible domain, t
 
 @pytest.mark.parametrize("lens,points", FOLDED)
 def test_rays_beyond_the_fold_of_the_lens_model_fall_back_to_pinhole(lens, points):
-    from nerfw.training.ray_batches import lens_normalized
+    from nerfw.cameras.pixels import lens_normalized
 
     uv = np.asarray(points) * 100 + 50  # f = 100, c = (50, 50)
     xy, n_bad = lens_normalized(100, 100, 50, 50, uv, lens)
@@ -395,9 +394,10 @@ def test_export_round_trip_real_fox_and_nvm(tmp_path):
 
 # ----------------------------------------------------------------------------- render
 def test_render_writes_pinhole_images_unless_keep_distortion(tmp_path):
-    from conftest import trained_like_model
+    from helpers import trained_like_model
 
-    from nerfw.tools.render import build_parser, render_all
+    from nerfw.cli.render import build_parser
+    from nerfw.outputs.render import render_all
 
     model = trained_like_model()
     seen = []
@@ -431,7 +431,7 @@ def test_render_writes_pinhole_images_unless_keep_distortion(tmp_path):
 def test_pixel_centre_tables_give_the_lens_models_rays(monkeypatch):
     """Training rays read undistorted pixel centres from per-lens tables: the same rays (and the same count of
     pixels outside the lens domain) as running the lens model on each batch, for several lenses and image sizes."""
-    import nerfw.training.ray_batches as rb
+    import nerfw.cameras.pixels as rb
 
     lenses = [Distortion("opencv", [-0.6]), Distortion("opencv", [0.1, -0.02, 0.003, -0.002]),
               Distortion("fisheye", [0.05, 0.01]), Distortion("nvm", [0.02])]
@@ -470,7 +470,7 @@ def test_pixel_centre_tables_give_the_lens_models_rays(monkeypatch):
 
 
 def test_pixel_centre_tables_are_built_only_where_they_pay_off():
-    from nerfw.training.ray_batches import TABLE_PIXELS_PER_LENS, tables_pay_off
+    from nerfw.cameras.pixels import TABLE_PIXELS_PER_LENS, tables_pay_off
 
     assert tables_pay_off(80, 80 * 240 * 180)  # a collection: every image its own lens
     assert not tables_pay_off(1, 1920 * 1080)  # one lens on big frames: one Newton call a batch is cheaper

@@ -1,13 +1,17 @@
-"""Every option of every `nerfw` command explains itself; switches accept `--flag` and `--flag True|False`."""
+"""Every option of every `nerfw` command explains itself; every command's options are dataclasses turned into its
+parser by one builder (nerfw.options): switches accept `--flag` and `--flag True|False`, choices are typed, bad values
+are one-line errors."""
 import argparse
 import dataclasses
 import importlib
+import typing
 
 import pytest
 
 from nerfw.cli import COMMANDS, main as nerfw_main
-from nerfw.cli_args import add_switch, field_docs, undocumented_options
-from nerfw.model.config import ModelConfig
+from nerfw.errors import ConfigError
+from nerfw.options import build_command_parser, field_docs, parse_command, undocumented_options
+from nerfw.fields.config import ModelConfig
 from nerfw.training.config import TrainConfig, build_parser as train_parser, parse_config
 
 
@@ -46,7 +50,7 @@ def test_train_help_shows_docs_and_defaults(capsys):
     assert nerfw_main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--grid_geo_features INT grid: features passed from the density MLP" in text
-    assert "(default: 15)" in text and "Seed flag" in text
+    assert "(default: 15)" in text and "NeRFW-pytorch flag" in text
     assert "--resume [True|False]" in text
 
 
@@ -86,13 +90,82 @@ def test_every_bool_option_is_a_switch():
     assert all(a.nargs == "?" and a.const is True for a in bools)
 
 
-def test_add_switch_spellings():
-    parser = argparse.ArgumentParser()
-    add_switch(parser, "--flag", "a switch")
-    assert parser.parse_args([]).flag is False
-    assert parser.parse_args(["--flag"]).flag is True
-    assert parser.parse_args(["--flag", "True"]).flag is True
-    assert parser.parse_args(["--flag", "no"]).flag is False
+@dataclasses.dataclass(kw_only=True)
+class Example:
+    path: str
+    """a required option (no default)"""
+    count: int = 3
+    """an integer; arithmetic such as 2*8 is accepted"""
+    scale: float | None = None
+    """an optional number"""
+    mode: typing.Literal["fast", "full"] = "fast"
+    """a typed choice"""
+    flag: bool = False
+    """a switch"""
+
+
+def test_builder_types_defaults_and_switches():
+    opts = parse_command(["--path", "p"], "x", "d", Example)
+    assert opts == Example(path="p")  # defaults come from the dataclass, written once
+    opts = parse_command(["--path", "p", "--count", "2*8", "--scale", "0.5", "--mode", "full", "--flag"], "x", "d",
+                         Example)
+    assert (opts.count, opts.scale, opts.mode, opts.flag) == (16, 0.5, "full", True)
+    for spelling, value in (("True", True), ("no", False), ("1", True)):
+        assert parse_command(["--path", "p", "--flag", spelling], "x", "d", Example).flag is value
+    text = build_command_parser("x", "d", Example).format_help()
+    assert "an integer; arithmetic such as 2*8 is accepted (default: 3)" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "required: --path"), (["--path", "p", "--mode", "slow"], "invalid choice: 'slow'"),
+    (["--path", "p", "--count", "x"], "expected an integer"), (["--path", "p", "--flag", "maybe"], "expected True"),
+    (["--path", "p", "--unknown", "1"], "unrecognized arguments: --unknown 1"),
+])
+def test_builder_bad_values_are_one_line_errors(argv, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_command(argv, "x", "d", Example)
+    assert "\n" not in str(info.value)
+
+
+def test_several_classes_share_one_command_line():
+    @dataclasses.dataclass(kw_only=True)
+    class More:
+        OPTIONS_GROUP: typing.ClassVar[str] = "more options"
+
+        other: int = 1
+        """another class's option, in its own help section"""
+
+    example, more = parse_command(["--path", "p", "--other", "5"], "x", "d", Example, More)
+    assert example.path == "p" and more.other == 5
+    assert "more options:" in build_command_parser("x", "d", Example, More).format_help()
+
+
+def test_dataset_format_choices_are_the_readers():
+    from nerfw.data.dataset_options import DatasetFormat
+    from nerfw.data.loader import FORMATS
+
+    assert typing.get_args(DatasetFormat) == ("auto", *FORMATS)
+
+
+def test_eval_protocol_choices_are_the_protocols():
+    from nerfw.cli.evaluate import EvalOptions
+    from nerfw.evaluation.evaluate import PROTOCOLS
+
+    assert set(typing.get_args(typing.get_type_hints(EvalOptions)["appearance"])) == set(PROTOCOLS)
+
+
+def test_localize_defaults_are_the_parameters():
+    """`nerfw localize`'s defaults are MapParams' and LocalizeParams' own (written once)."""
+    from nerfw.cli.localize import LocalizeOptions
+    from nerfw.localization.localize import LocalizeParams
+    from nerfw.localization.mapping import MapParams
+
+    opts = LocalizeOptions(run="r")
+    for params in (MapParams(), LocalizeParams()):
+        for f in dataclasses.fields(params):
+            if hasattr(opts, f.name) and f.name not in ("min_opacity", "chunk"):
+                assert getattr(opts, f.name) == getattr(params, f.name), f.name
+    assert opts.min_opacity == MapParams().min_opacity
 
 
 @pytest.mark.parametrize("command,argv", [

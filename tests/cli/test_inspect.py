@@ -1,13 +1,12 @@
 """`nerfw inspect` and `nerfw export` through the CLI."""
 import json
-from pathlib import Path
 
 import pytest
 
 from nerfw.cli import main as nerfw_main
-from nerfw.data.cli import main as inspect_main
+from nerfw.cli.inspect import main as inspect_main
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from helpers import REALDATA as REAL
 
 
 @pytest.fixture

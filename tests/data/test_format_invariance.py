@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfw.data.conventions import make_T
+from nerfw.cameras.conventions import make_T
 from nerfw.data.export import write_colmap, write_llff, write_transforms
 from nerfw.data.framing import choose_framing, pixel_footprint
 from nerfw.data.loader import load_scene
@@ -143,13 +143,14 @@ def test_distant_landmark_keeps_detail_resolution_in_every_layout(tmp_path, layo
         assert np.linalg.norm(framing.center) < 0.5, framing.describe()
 
 
+@pytest.mark.e2e
 def test_one_capture_trains_alike_from_colmap_and_from_llff_without_image_list(capture, tmp_path):
     """The same steps from two layouts of one capture: the same model frame, and test PSNR within 0.5 dB."""
     import json
 
-    from conftest import TINY_GRID
+    from helpers import TINY_GRID
 
-    from nerfw.tools.evaluate import main as eval_main
+    from nerfw.cli.evaluate import main as eval_main
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 

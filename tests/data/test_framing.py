@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nerfw.data.conventions import make_T
+from nerfw.cameras.conventions import make_T
 from nerfw.data.framing import axes_focus, choose_framing, parse_scene_box
 from nerfw.data.scene import CameraView, Normalization, SceneData
 from nerfw.errors import ConfigError
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from helpers import REALDATA as REAL
 
 
 def look_at(center, target) -> np.ndarray:
@@ -150,7 +150,7 @@ def test_wild_preset_landmark_is_well_resolved():
     import json
 
     from nerfw.data.loader import load_scene
-    from nerfw.model.config import ModelConfig
+    from nerfw.fields.config import ModelConfig
     from nerfw.synthetic import generate_scene
 
     out = Path(__import__("tempfile").mkdtemp())
@@ -203,8 +203,9 @@ def test_content_report_counts_cells_and_pixels_and_warns_when_cells_are_coarser
     assert quiet is None  # 20 pixels over 12.8 cells: 1.6 pixels per cell passes
 
 
+@pytest.mark.e2e
 def test_training_log_reports_the_content_in_cells(tiny_cambridge, tmp_path):
-    from conftest import train_argv
+    from helpers import train_argv
 
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train

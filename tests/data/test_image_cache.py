@@ -1,5 +1,4 @@
 """Image cache: one flat uint8 memmap keyed by everything that shapes it."""
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from nerfw.errors import DatasetError
 from nerfw.data.parsers.common import make_view
 from nerfw.data.scene import SceneData
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from helpers import REALDATA as REAL
 
 
 def tiny_scene(tmp_path: Path, downscale: int = 1, depth: bool = False) -> SceneData:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from nerfw.data.conventions import intrinsics_matrix, make_T, project_points
+from nerfw.cameras.conventions import intrinsics_matrix, make_T, project_points
 from nerfw.data.framing import Framing
 from nerfw.data.orientation import choose_orientation, estimate_up, horizontal_axes, orient_scene
 from nerfw.data.scene import CameraView, Normalization, SceneData

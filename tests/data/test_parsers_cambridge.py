@@ -1,6 +1,5 @@
 """Cambridge Landmarks split files and NVM: real files, tiny temp scenes, and bad input."""
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from nerfw.data import conventions as cv
+from nerfw.cameras import conventions as cv
 from nerfw.data.parsers import common
 from nerfw.data.parsers.cambridge import load_cambridge, normalise_name, parse_split_file
 from nerfw.data.parsers.nvm import parse_nvm
 from nerfw.errors import DatasetError
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from helpers import REALDATA as REAL
 HEADER = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
 
 

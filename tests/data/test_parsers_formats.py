@@ -9,15 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from nerfw.data import conventions as cv
-from nerfw.data.conventions import Distortion
+from nerfw.cameras import conventions as cv
+from nerfw.cameras.conventions import Distortion
 from nerfw.data.export import write_transforms
 from nerfw.data.loader import detect_format, load_scene
 from nerfw.data.parsers import colmap, sevenscenes
 from nerfw.data.parsers.phototourism import parse_tsv
 from nerfw.errors import DatasetError
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+from helpers import REALDATA as REAL
 
 
 def real(sub: str) -> Path:
@@ -139,7 +139,7 @@ def test_7scenes_splits_may_not_overlap_or_repeat(tmp_path):
 
 def test_training_reads_the_dataset_with_the_same_options_as_inspect(tmp_path):
     """--sevenscenes_focal and --test_every reach the scene a run trains on (and eval / render read again)."""
-    from nerfw.data.cli import load_from_args
+    from nerfw.data.dataset_options import load_from_args
     from nerfw.training.config import parse_config
 
     root = tiny_sevenscenes(tmp_path / "s", sequences=(1,), frames=4)  # no split files: every N-th frame is test

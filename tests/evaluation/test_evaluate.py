@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from nerfw.tools.evaluate import evaluate, fit_appearance, load_image
-from nerfw.tools.metrics import psnr
-from nerfw.tools.rendering import render_camera
-from nerfw.tools.run_io import load_run
+from nerfw.evaluation.evaluate import evaluate
+from nerfw.model.appearance_fit import FitOptions, fit_appearance
+from nerfw.evaluation.metrics import psnr
+from nerfw.model.view_rendering import render_camera
+from nerfw.training.run_io import load_run
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def run(tiny_run):
 
 
 def test_metrics_json_and_panels(run, tmp_path):
-    result = evaluate(run, "test", "fit_left_half", fit_steps=10, out_dir=tmp_path, log=lambda m: None)
+    result = evaluate(run, "test", "fit_left_half", FitOptions(steps=10), out_dir=tmp_path, log=lambda m: None)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["lpips"] is None and saved["protocol"]["appearance"] == "fit_left_half"
     assert "left" in saved["protocol"]["description"]
@@ -55,7 +55,7 @@ def test_left_half_fit_recovers_a_wrong_exposure(run):
     start = run.model.appearance_vector(image_id=cam_id)
     target = render_camera(run.model, cam, run.normalization, 4096, appearance=start)["rgb"] * 0.6
     before = render_camera(run.model, cam, run.normalization, 4096, appearance=start)["rgb"]
-    fitted = fit_appearance(run.model, cam, run.normalization, target.astype(np.float32), cam_id, start, steps=60)
+    fitted = fit_appearance(run.model, cam, run.normalization, target.astype(np.float32), cam_id, start, FitOptions(steps=60))
     after = render_camera(run.model, cam, run.normalization, 4096, appearance=fitted)["rgb"]
     right = slice(cam.width // 2, None)
     assert psnr(after[:, right], target[:, right]) > psnr(before[:, right], target[:, right]) + 2.0
@@ -85,7 +85,8 @@ def test_render_cli_outputs(run, tmp_path):
 
 
 def test_render_intrinsics_options_and_max_frames_apply_to_every_source(run):
-    from nerfw.tools.render import build_parser, cameras_to_render
+    from nerfw.cli.render import build_parser
+    from nerfw.outputs.render import cameras_to_render
 
     test_cam = run.scene.split("test")[0]
     W, H = test_cam.width, test_cam.height

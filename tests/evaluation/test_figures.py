@@ -1,10 +1,10 @@
-"""Labelled evaluation panels and the training / test plot (nerfw/tools/eval_figures.py)."""
+"""Labelled evaluation panels and the training / test plot (nerfw/evaluation/figures.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nerfw.tools.eval_figures import PANEL_LABELS, labelled_panel, plot_training, read_loss_log
+from nerfw.evaluation.figures import PANEL_LABELS, labelled_panel, plot_training, read_loss_log
 
 
 @pytest.mark.parametrize("size", [(45, 80), (270, 480)])

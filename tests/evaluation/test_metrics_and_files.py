@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
-from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
 from nerfw.data.scene import CameraView
 from nerfw.errors import DatasetError
-from nerfw.tools import metrics
-from nerfw.tools.cameras_ply import FACES_PER_CAMERA, VERTICES_PER_CAMERA, write_cameras_ply
-from nerfw.tools.poses_file import parse_poses_file, write_poses_file
+from nerfw.evaluation import metrics
+from nerfw.data.cameras_ply import FACES_PER_CAMERA, VERTICES_PER_CAMERA, write_cameras_ply
+from nerfw.data.poses_file import parse_poses_file, write_poses_file
 
 
 def test_psnr_by_hand():

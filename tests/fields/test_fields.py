@@ -7,7 +7,7 @@ from nerfw.fields.encodings import HashGrid, TriPlanes, pe_dim, positional_encod
 from nerfw.fields.grid_field import GridNeRFW, geometric_resolutions
 from nerfw.fields.heads import ConditionedMLP
 from nerfw.fields.mlp_field import NeRFWMLP
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 
 
 @settings(max_examples=50, deadline=None)
@@ -35,7 +35,7 @@ def test_positional_encoding_layout_without_pi():
     enc = positional_encoding(x, 2)
     assert enc.shape == (1, pe_dim(3, 2)) == (1, 15)
     torch.testing.assert_close(enc[0, :3], x[0])
-    torch.testing.assert_close(enc[0, 3:6], torch.sin(x[0]))  # 2^0 x, no pi (as the seed)
+    torch.testing.assert_close(enc[0, 3:6], torch.sin(x[0]))  # 2^0 x, no pi (as NeRFW-pytorch)
     torch.testing.assert_close(enc[0, 6:9], torch.cos(x[0]))
     torch.testing.assert_close(enc[0, 9:12], torch.sin(2 * x[0]))
 

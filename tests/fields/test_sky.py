@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 from nerfw.model.nerfw_model import build_model
 from nerfw.rendering.compositing import composite_nerfw
 from nerfw.training.config import Config

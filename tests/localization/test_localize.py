@@ -34,7 +34,7 @@ def test_matching_is_mutual_and_passes_the_ratio_test():
 
 
 def test_pose_errors_and_recall():
-    from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+    from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
     from nerfw.localization.pose import pose_errors, summarize
 
     T = make_T(axis_angle_to_rotmat([0.1, 0.2, 0.3]), [1.0, 2.0, 3.0])
@@ -47,7 +47,7 @@ def test_pose_errors_and_recall():
 
 
 def test_pnp_recovers_a_synthetic_pose():
-    from nerfw.data.conventions import axis_angle_to_rotmat, invert_T, make_T
+    from nerfw.cameras.conventions import axis_angle_to_rotmat, invert_T, make_T
     from nerfw.localization.pose import pose_errors, solve_pose
 
     rng = np.random.default_rng(1)
@@ -66,7 +66,7 @@ def test_pnp_recovers_a_synthetic_pose():
 def test_refining_on_a_subset_of_the_matches_drops_the_biased_ones():
     """The (c) map's final refinement: photographs' inliers only. Half the matches carry a 0.8 px bias (like a
     render's keypoints); refined over the unbiased half the error drops over 100-fold."""
-    from nerfw.data.conventions import axis_angle_to_rotmat, make_T
+    from nerfw.cameras.conventions import axis_angle_to_rotmat, make_T
     from nerfw.localization.pose import pose_errors, refine_pose, solve_pose
 
     rng = np.random.default_rng(2)

@@ -52,7 +52,7 @@ def loc_env(loc_scene, tmp_path_factory):
     from nerfw.localization.features import SiftExtractor
     from nerfw.localization.localize import LocalizeParams, Localizer
     from nerfw.localization.mapping import MapParams, load_or_build_map
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -129,7 +129,7 @@ def test_cli_localizes_the_test_split_and_writes_every_output(loc_env, tmp_path)
         assert key in doc["summary"]["final"]
     # the map came from the cache of a previous build (the same model and images) or was built and cached now
     assert list((Path(run_dir) / "localization" / "map").glob("*.npz"))
-    from nerfw.tools.poses_file import parse_poses_file
+    from nerfw.data.poses_file import parse_poses_file
 
     ok = [x["name"] for x in doc["queries"] if x["status"] == "ok"]
     assert [n for n, _ in parse_poses_file(out / "poses.txt")] == ok

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nerfw.data.conventions import Distortion, axis_angle_to_rotmat, invert_T, make_T, rotation_angle
+from nerfw.cameras.conventions import Distortion, axis_angle_to_rotmat, invert_T, make_T, rotation_angle
 from nerfw.localization.photometric import AlignParams, align, depth_edges, se3_exp, undistort_image
 
 W, H = 160, 120
@@ -103,7 +103,7 @@ def test_undistort_image_inverts_the_lens():
     fx, fy, cx, cy = K
     pin, _ = render_scene(np.eye(4))
     # the distorted photo: each photo pixel sees the undistorted direction of its pixel centre
-    from nerfw.data.conventions import pixels_to_normalized
+    from nerfw.cameras.conventions import pixels_to_normalized
 
     u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
     xy = pixels_to_normalized(fx, fy, cx, cy, np.stack([u.ravel(), v.ravel()], -1), dist)
@@ -126,7 +126,7 @@ def test_match_support_rejects_a_move_that_many_precise_matches_contradict():
     ~2.8 per match: ~8,000 in all); 30 matches with 3 px noise let a 2 cm move (2 px) pass."""
     from types import SimpleNamespace
 
-    from nerfw.data.conventions import intrinsics_matrix, project_points
+    from nerfw.cameras.conventions import intrinsics_matrix, project_points
     from nerfw.localization.localize import LocalizeParams, MatchSupport
 
     rng = np.random.default_rng(0)

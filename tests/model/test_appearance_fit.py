@@ -1,4 +1,4 @@
-"""The cached appearance fit of `nerfw eval` (nerfw.tools.evaluate.ColourCache) against the reference fit
+"""The cached appearance fit of `nerfw eval` (nerfw.evaluation.evaluate.ColourCache) against the reference fit
 through the whole model: same weights, same gradients, same embedding and PSNR, same pixels used."""
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import trained_like_model
+from helpers import trained_like_model
 from nerfw.data.scene import CameraView, Normalization
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 from nerfw.model.nerfw_model import build_model
-from nerfw.tools.evaluate import ColourCache, evaluate, fit_appearance, left_part, load_image
-from nerfw.tools.metrics import psnr
-from nerfw.tools.rendering import camera_rays_model, render_camera
-from nerfw.tools.run_io import load_run
+from nerfw.evaluation.evaluate import evaluate, load_image
+from nerfw.model.appearance_fit import ColourCache, FitOptions, fit_appearance, left_part
+from nerfw.evaluation.metrics import psnr
+from nerfw.model.view_rendering import render_camera
+from nerfw.training.run_io import load_run
 
 
 def small_model(field: str, seed: int = 0, **overrides):
@@ -102,8 +103,8 @@ def test_cached_fit_follows_the_reference_fit(field):
     gt = render_camera(model, cam, Normalization(np.zeros(3), 1.0), 500, appearance=truth, image_id=1)["rgb"]
     start = model.appearance_vector(mean=True)
     kwargs = dict(steps=30, lr=0.05, rays_per_step=600)  # > CPU_PIECE: the cached fit sums pieces
-    cached = fit_appearance(model, cam, Normalization(np.zeros(3), 1.0), gt, 1, start, method="cached", **kwargs)
-    full = fit_appearance(model, cam, Normalization(np.zeros(3), 1.0), gt, 1, start, method="full", **kwargs)
+    cached = fit_appearance(model, cam, Normalization(np.zeros(3), 1.0), gt, 1, start, FitOptions(method="cached", **kwargs))
+    full = fit_appearance(model, cam, Normalization(np.zeros(3), 1.0), gt, 1, start, FitOptions(method="full", **kwargs))
     assert torch.allclose(cached, full, atol=1e-3)
     assert (cached - start).abs().max() > 0.1  # it did move
     assert all(p.requires_grad for p in model.parameters())  # the model is unfrozen again
@@ -118,11 +119,12 @@ def test_right_half_never_influences_the_fit(method):
     changed = gt.copy()
     changed[:, cam.width - cam.width // 2:] = np.random.default_rng(0).random(changed[:, 11:].shape)
     start = model.appearance_vector(mean=True)
-    a = fit_appearance(model, cam, norm, gt, 1, start, steps=15, rays_per_step=64, method=method)
-    b = fit_appearance(model, cam, norm, changed, 1, start, steps=15, rays_per_step=64, method=method)
+    fit = FitOptions(steps=15, rays_per_step=64, method=method)
+    a = fit_appearance(model, cam, norm, gt, 1, start, fit)
+    b = fit_appearance(model, cam, norm, changed, 1, start, fit)
     assert torch.equal(a, b)
     changed[:, 10] = 0.5  # the last column of the left part does count
-    c = fit_appearance(model, cam, norm, changed, 1, start, steps=15, rays_per_step=64, method=method)
+    c = fit_appearance(model, cam, norm, changed, 1, start, fit)
     assert not torch.equal(a, c)
     cols = left_part(cam) % cam.width
     assert cols.max() == 10 and len(cols) == 11 * cam.height
@@ -137,7 +139,7 @@ def test_cached_fit_on_a_trained_model_matches_the_reference(run):
     cam_id, cam = next((i, c) for i, c in enumerate(run.scene.cameras) if c.split == "test")
     gt = load_image(cam.image_path, cam.width, cam.height)
     start = run.model.appearance_vector(mean=True)
-    vecs = {m: fit_appearance(run.model, cam, run.normalization, gt, cam_id, start, steps=40, method=m)
+    vecs = {m: fit_appearance(run.model, cam, run.normalization, gt, cam_id, start, FitOptions(steps=40, method=m))
             for m in ("cached", "full")}
     right = slice(cam.width // 2, None)
     scores = {m: psnr(render_camera(run.model, cam, run.normalization, 4096, appearance=v)["rgb"][:, right],
@@ -148,9 +150,10 @@ def test_cached_fit_on_a_trained_model_matches_the_reference(run):
 
 def test_cached_eval_scores_like_the_reference_eval(run, tmp_path):
     quiet = lambda m: None  # noqa: E731
-    cached = evaluate(run, "test", fit_steps=30, out_dir=tmp_path / "c", log=quiet, fit_method="cached",
+    cached = evaluate(run, "test", fit=FitOptions(steps=30, method="cached"), out_dir=tmp_path / "c", log=quiet,
                       max_images=2)
-    full = evaluate(run, "test", fit_steps=30, out_dir=tmp_path / "f", log=quiet, fit_method="full", max_images=2)
+    full = evaluate(run, "test", fit=FitOptions(steps=30, method="full"), out_dir=tmp_path / "f", log=quiet,
+                    max_images=2)
     assert cached["protocol"]["fit_method"] == "cached" and full["protocol"]["fit_method"] == "full"
     for a, b in zip(cached["per_image"], full["per_image"]):
         assert a["name"] == b["name"] and abs(a["psnr"] - b["psnr"]) < 0.1 and abs(a["ssim"] - b["ssim"]) < 0.005
@@ -161,11 +164,11 @@ def test_cached_eval_scores_like_the_reference_eval(run, tmp_path):
 def test_cached_eval_scores_the_model_rendering(run):
     # The scored columns come from the model's own renderer with the fitted appearance, the others from the
     # cache: the assembled image equals render_camera's everywhere.
-    from nerfw.tools.evaluate import fit_and_render
+    from nerfw.evaluation.evaluate import fit_and_render
 
     cam_id, cam = next((i, c) for i, c in enumerate(run.scene.cameras) if c.split == "test")
     gt = load_image(cam.image_path, cam.width, cam.height)
-    vec, out = fit_and_render(run, cam, cam_id, gt, fit_steps=5, chunk=700)
+    vec, out = fit_and_render(run, cam, cam_id, gt, chunk=700, fit=FitOptions(steps=5))
     ref = render_camera(run.model, cam, run.normalization, 1000, appearance=vec, image_id=cam_id)
     right = slice(cam.width // 2, None)
     assert np.array_equal(out["rgb"][:, right], ref["rgb"][:, right]) or \
@@ -175,8 +178,8 @@ def test_cached_eval_scores_the_model_rendering(run):
 
 
 def test_rays_outside_the_cache_budget_use_the_full_fit(run, tmp_path):
-    result = evaluate(run, "test", fit_steps=2, out_dir=tmp_path, log=lambda m: None, max_images=1,
-                      write_panels=False, max_cache_mb=0)
+    result = evaluate(run, "test", fit=FitOptions(steps=2, max_cache_mb=0), out_dir=tmp_path, log=lambda m: None,
+                      max_images=1, write_panels=False)
     assert result["protocol"]["fit_method"] == "full"
 
 
@@ -194,7 +197,7 @@ intr 1 2 3
 
 
 def test_idle_cores_are_read_per_core_from_proc_stat(tmp_path, monkeypatch):
-    from nerfw.tools import evaluate as ev
+    from nerfw.evaluation import evaluate as ev
 
     (tmp_path / "a").write_text(PROC_STAT_BEFORE)
     (tmp_path / "b").write_text(PROC_STAT_AFTER)
@@ -221,7 +224,7 @@ def test_idle_cores_are_read_per_core_from_proc_stat(tmp_path, monkeypatch):
 def test_idle_cores_on_this_machine_are_within_its_cores():
     import os
 
-    from nerfw.tools.evaluate import idle_cores
+    from nerfw.evaluation.evaluate import idle_cores
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     idle = idle_cores(cores, window_s=0.1)

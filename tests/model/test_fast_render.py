@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import trained_like_model
+from helpers import trained_like_model
 from nerfw.fields.grid_field import to_grid_coords
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 from nerfw.model.fast_render import BakedDensity, FastGridRenderer, FastRenderSettings
 from nerfw.model.nerfw_model import build_model
-from nerfw.tools import metrics
-from nerfw.tools.rendering import render_camera
-from nerfw.tools.run_io import load_run
+from nerfw.evaluation import metrics
+from nerfw.model.view_rendering import render_camera
+from nerfw.training.run_io import load_run
 
 
 def _rays(n: int, seed: int = 0):

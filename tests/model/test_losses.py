@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nerfw.model import losses
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 from nerfw.model.nerfw_model import RenderOutput, build_model
 
 

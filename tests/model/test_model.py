@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nerfw.model.config import ModelConfig
+from nerfw.fields.config import ModelConfig
 from nerfw.model.nerfw_model import NeRFW, RenderOutput, build_model
 
 SMALL = {
@@ -144,7 +144,7 @@ def test_transient_gate_zero_renders_the_static_scene_and_keeps_gradients():
     beta_min, and the transient head still gets (zero) gradients so DDP sees every parameter used."""
     import torch
 
-    from nerfw.model.config import ModelConfig
+    from nerfw.fields.config import ModelConfig
     from nerfw.model.nerfw_model import build_model
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""LENS tools: density probe, novel-view selection, synthesis (nerfw/tools/{density,select_views,synthesize}.py).
+"""LENS tools: density probe, novel-view selection, synthesis (nerfw/novel_views/{density,selection,synthesis}.py).
 
 One tiny built-in Cambridge-layout scene (64x36 images, 16 training views) and one briefly trained grid model
 are shared by every test (session fixtures). Geometry is checked against the GENERATOR's analytic scene
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfw.data.conventions import rotation_angle
+from nerfw.cameras.conventions import rotation_angle
 
 SCENE = "LensSquare"
 TRAIN_STEPS = 60
@@ -36,7 +36,7 @@ def lens_env(tmp_path_factory):
     import torch
 
     from nerfw.synthetic import GroundTruth, generate_scene
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -62,7 +62,7 @@ def lens_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def density(lens_env):
     """The trained model's density probe (RUN/density/density.npz)."""
-    from nerfw.tools.density import run_density
+    from nerfw.novel_views.density import run_density
 
     grid, npz = run_density(lens_env["run"], resolution=40, log=lambda m: None)
     return grid, npz
@@ -73,7 +73,7 @@ def oracle_density(run, truth, resolution: int = 40):
 
     A model trained for seconds is fog (its density does not separate solids from free space), so the
     selection logic is checked against exact geometry; the model's own probe is tested separately."""
-    from nerfw.tools.density import DensityGrid, default_threshold, grid_axes, scene_box
+    from nerfw.novel_views.density import DensityGrid, default_threshold, grid_axes, scene_box
 
     bounds = scene_box(run.scene)
     axes, spacing = grid_axes(bounds, resolution)
@@ -85,13 +85,12 @@ def oracle_density(run, truth, resolution: int = 40):
 
 def oracle_visibility(run, truth, width: int = 32):
     """VisibilityMaps of the training cameras from the GENERATOR's exact depth (inf where they see the sky)."""
-    from nerfw.tools.density import VisibilityMaps
-    from nerfw.tools.select_views import check_camera
+    from nerfw.novel_views.density import VisibilityMaps
 
     cameras = run.scene.split("train")
     depths = []
     for c in cameras:
-        s = check_camera(c, width)
+        s = c.at_width(width)
         depths.append(truth.render(c.T_world_cam, s.fx, s.fy, s.cx, s.cy, s.width, s.height)["depth"])
     return VisibilityMaps.from_depths(cameras, depths)
 
@@ -99,7 +98,7 @@ def oracle_visibility(run, truth, width: int = 32):
 @pytest.fixture(scope="session")
 def selection(lens_env):
     """Six novel views with the Cambridge defaults (2 m / 6 m / 9 deg), written to a poses file."""
-    from nerfw.tools.select_views import SelectionParams, defaults_for, select_views, write_selection
+    from nerfw.novel_views.selection import SelectionParams, defaults_for, select_views, write_selection
 
     run = lens_env["run"]
     grid = oracle_density(run, lens_env["truth"])
@@ -115,7 +114,7 @@ def selection(lens_env):
 @pytest.fixture(scope="session")
 def synthesized(lens_env, selection):
     """The selected views synthesized once, in one process."""
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.novel_views.synthesis import synthesize
 
     views, paths, _, _ = selection
     out = lens_env["root"] / "synth1"
@@ -148,7 +147,7 @@ class SphereModel:
 
 def test_probe_maps_dataset_frame_and_units_through_the_normalization():
     from nerfw.data.scene import Normalization
-    from nerfw.tools.density import default_threshold, probe_density
+    from nerfw.novel_views.density import default_threshold, probe_density
 
     norm = Normalization(center=np.array([100.0, -50.0, 3.0]), scale=0.05)  # 1 model unit = 20 m
     ball_dataset, radius_dataset = np.array([104.0, -48.0, 5.0]), 3.0
@@ -166,7 +165,7 @@ def test_probe_maps_dataset_frame_and_units_through_the_normalization():
 
 
 def test_density_probe_of_a_trained_run(lens_env, density):
-    from nerfw.tools.density import content_points, load_density
+    from nerfw.novel_views.density import content_points, load_density
 
     grid, npz = density
     run = lens_env["run"]
@@ -186,7 +185,7 @@ def test_density_probe_of_a_trained_run(lens_env, density):
 
 def test_sigma_is_converted_to_dataset_units(lens_env):
     from nerfw.data.scene import Normalization
-    from nerfw.tools.density import static_sigma_dataset
+    from nerfw.novel_views.density import static_sigma_dataset
 
     run = lens_env["run"]
     pts = np.stack([c.center for c in run.scene.split("train")])[:4] + np.array([0.0, 0.0, 1.0])
@@ -199,7 +198,7 @@ def test_sigma_is_converted_to_dataset_units(lens_env):
 
 # ----------------------------------------------------------------------------- selection
 def test_selected_centres_are_in_free_space_near_training_cameras(lens_env, selection):
-    from nerfw.tools.poses_file import parse_poses_file
+    from nerfw.data.poses_file import parse_poses_file
 
     views, paths, params, grid = selection
     run, truth = lens_env["run"], lens_env["truth"]
@@ -225,7 +224,7 @@ def test_selected_centres_are_in_free_space_near_training_cameras(lens_env, sele
 
 
 def test_rotation_is_within_theta_of_the_nearest_training_camera(lens_env, selection):
-    from nerfw.tools.poses_file import parse_poses_file
+    from nerfw.data.poses_file import parse_poses_file
 
     _, paths, params, _ = selection
     train = lens_env["run"].scene.split("train")
@@ -238,7 +237,7 @@ def test_rotation_is_within_theta_of_the_nearest_training_camera(lens_env, selec
 
 
 def test_random_rotation_is_a_proper_bounded_axis_angle():
-    from nerfw.tools.select_views import random_rotation
+    from nerfw.novel_views.selection import random_rotation
 
     rng = np.random.default_rng(0)
     theta = math.radians(THETA_DEG)
@@ -259,7 +258,7 @@ def test_random_rotation_is_a_proper_bounded_axis_angle():
 
 
 def test_selection_is_deterministic_for_a_seed(lens_env, selection):
-    from nerfw.tools.select_views import select_views
+    from nerfw.novel_views.selection import select_views
 
     views, _, params, grid = selection
     visibility = oracle_visibility(lens_env["run"], lens_env["truth"])
@@ -273,7 +272,7 @@ def test_selection_is_deterministic_for_a_seed(lens_env, selection):
 
 def test_free_mask_and_grid_refinement():
     from nerfw.data.scene import CameraView
-    from nerfw.tools.select_views import TrainCameras, candidate_rounds
+    from nerfw.novel_views.selection import TrainCameras, candidate_rounds
 
     cams = [CameraView(f"c{i}", Path("x"), "train", 8, 8, 8.0, 8.0, 4.0, 4.0, np.eye(4), 0.1, 10.0)
             for i in range(2)]
@@ -294,8 +293,8 @@ def test_free_mask_and_grid_refinement():
 
 def test_visibility_counts_cameras_that_saw_through_a_point():
     from nerfw.data.scene import CameraView
-    from nerfw.tools.density import VisibilityMaps
-    from nerfw.tools.select_views import TrainCameras, free_mask
+    from nerfw.novel_views.density import VisibilityMaps
+    from nerfw.novel_views.selection import TrainCameras, free_mask
 
     # Two cameras 2 m apart looking along +z at a wall 10 m away (z-depth 10), except the sky in the top half of
     # the second camera's image.
@@ -330,9 +329,9 @@ def test_model_probe_selects_centres_outside_the_analytic_geometry(tiny_run, tin
     """Acceptance (issue 15): a really trained model, its OWN density probe and visibility maps, and the selected
     centres checked against the generator's analytic geometry: none under the ground or inside a solid."""
     from nerfw.synthetic import GroundTruth
-    from nerfw.tools.density import load_or_render_visibility, run_density
-    from nerfw.tools.run_io import load_run
-    from nerfw.tools.select_views import SelectionParams, select_views
+    from nerfw.novel_views.density import load_or_render_visibility, run_density
+    from nerfw.training.run_io import load_run
+    from nerfw.novel_views.selection import SelectionParams, select_views
 
     run = load_run(tiny_run)
     truth = GroundTruth.load(tiny_cambridge / "Tiny.groundtruth")
@@ -350,7 +349,7 @@ def test_model_probe_selects_centres_outside_the_analytic_geometry(tiny_run, tin
     assert np.all(np.min(np.linalg.norm(centers[:, None] - train[None], axis=-1), axis=1) < params.d_view)
     # Not vacuous: the density rule alone (min_views 0) on the same probe admits centres under the ground.
     box = np.concatenate([train.min(0) - params.d_view, train.max(0) + params.d_view])
-    from nerfw.tools.select_views import TrainCameras, candidate_rounds
+    from nerfw.novel_views.selection import TrainCameras, candidate_rounds
 
     tcams = TrainCameras(run.scene.cameras)
     lo, hi = np.maximum(grid.bounds[0], box[:3]), np.minimum(grid.bounds[1], box[3:])
@@ -363,7 +362,7 @@ def test_model_probe_selects_centres_outside_the_analytic_geometry(tiny_run, tin
 
 # ----------------------------------------------------------------------------- synthesis
 def test_synthesized_views_match_ground_truth(lens_env, selection, synthesized):
-    from nerfw.data.conventions import axis_angle_to_rotmat
+    from nerfw.cameras.conventions import axis_angle_to_rotmat
 
     views, _, _, _ = selection
     out, summary = synthesized
@@ -400,7 +399,7 @@ def test_synthesized_views_match_ground_truth(lens_env, selection, synthesized):
 
 def test_cambridge_output_reads_back_with_nerfw_parser(lens_env, selection, synthesized):
     from nerfw.data.loader import load_scene
-    from nerfw.tools.poses_file import parse_poses_file
+    from nerfw.data.poses_file import parse_poses_file
 
     views, _, _, _ = selection
     out, _ = synthesized
@@ -419,7 +418,7 @@ def test_cambridge_output_reads_back_with_nerfw_parser(lens_env, selection, synt
 
 
 def test_rerun_skips_finished_frames(lens_env, selection, synthesized):
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     out, first = synthesized
@@ -440,7 +439,7 @@ def test_rerun_skips_finished_frames(lens_env, selection, synthesized):
 
 
 def test_two_processes_render_each_view_exactly_once(lens_env, selection):
-    from nerfw.tools.synthesize import assign_views, synthesize
+    from nerfw.novel_views.synthesis import assign_views, synthesize
 
     views, _, _, _ = selection
     views = views[:5]  # an odd count: the ranks get 3 and 2 views
@@ -460,9 +459,9 @@ def test_two_processes_render_each_view_exactly_once(lens_env, selection):
 
 
 def test_poses_file_round_trip_renders_the_same_view(lens_env, selection, synthesized):
-    from nerfw.tools.poses_file import parse_poses_file
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import TrainCameras, novel_camera
+    from nerfw.data.poses_file import parse_poses_file
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.novel_views.selection import TrainCameras, novel_camera
 
     views, paths, _, _ = selection
     out, _ = synthesized
@@ -484,8 +483,8 @@ def test_poses_file_round_trip_renders_the_same_view(lens_env, selection, synthe
 def test_interp_appearance_is_recorded_and_used(lens_env, selection):
     import torch
 
-    from nerfw.tools.synthesize import appearance_tensor, plan_appearance
-    from nerfw.tools.select_views import TrainCameras
+    from nerfw.novel_views.synthesis import appearance_tensor, plan_appearance
+    from nerfw.novel_views.selection import TrainCameras
 
     views, _, _, _ = selection
     run = lens_env["run"]
@@ -506,9 +505,9 @@ def test_sevenscenes_layout_reads_back(lens_env, selection, monkeypatch):
     """A 7-Scenes run writes seq-NN/frame-NNNNNN.{color.png,depth.png,pose.txt} + TrainSplit.txt."""
     from nerfw.data.loader import load_scene
     from nerfw.data.parsers.sevenscenes import read_depth_m
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import TrainCameras, novel_camera
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.novel_views.selection import TrainCameras, novel_camera
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     run = lens_env["run"]
@@ -539,7 +538,7 @@ def test_sevenscenes_layout_reads_back(lens_env, selection, monkeypatch):
 def test_synthesize_never_overwrites_files_it_did_not_write(lens_env, selection, monkeypatch):
     """OUT = a real 7-Scenes folder whose seq-06 exists: its poses and depth maps must survive, untouched."""
     from nerfw.errors import NerfwError
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     run = lens_env["run"]
@@ -573,8 +572,8 @@ def test_cambridge_output_of_a_multi_camera_run_reads_back_as_rendered(lens_env,
     import dataclasses
 
     from nerfw.data.loader import load_scene
-    from nerfw.tools.select_views import TrainCameras
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.novel_views.selection import TrainCameras
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     run = lens_env["run"]
@@ -604,7 +603,7 @@ def test_cambridge_output_of_a_multi_camera_run_reads_back_as_rendered(lens_env,
 
 
 def test_depth_to_mm_marks_invalid_pixels():
-    from nerfw.tools.synthesize import depth_to_mm
+    from nerfw.novel_views.synthesis import depth_to_mm
 
     depth = np.array([[1.2345, 0.0004, 70.0, np.nan]])
     opacity = np.array([[1.0, 1.0, 1.0, 1.0]])
@@ -629,9 +628,9 @@ def test_cli_select_views_and_synthesize(lens_env, density):
 
 
 def test_synthesize_quality_full_writes_the_full_render(lens_env, selection):
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import TrainCameras, novel_camera
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.novel_views.selection import TrainCameras, novel_camera
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     run = lens_env["run"]
@@ -649,10 +648,10 @@ def test_synthesize_quality_full_writes_the_full_render(lens_env, selection):
 def test_synthesized_views_of_a_distorted_run_are_pinhole(lens_env, selection, monkeypatch):
     """The training cameras have a strong lens; the poses file / NVM of a novel view describe a pinhole camera, so
     the written image is the pinhole render, not the render through the nearest camera's lens."""
-    from nerfw.data.conventions import Distortion
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.select_views import TrainCameras, novel_camera
-    from nerfw.tools.synthesize import synthesize
+    from nerfw.cameras.conventions import Distortion
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.novel_views.selection import TrainCameras, novel_camera
+    from nerfw.novel_views.synthesis import synthesize
 
     views, _, _, _ = selection
     run = lens_env["run"]

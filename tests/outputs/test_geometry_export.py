@@ -1,4 +1,4 @@
-"""`nerfw export --run RUN --format points|mesh` (nerfw/tools/geometry_export.py)."""
+"""`nerfw export --run RUN --format points|mesh` (nerfw/outputs/geometry.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +8,10 @@ import pytest
 from plyfile import PlyData
 from scipy.spatial import cKDTree
 
-from nerfw.data.conventions import make_T, pixel_centers
+from nerfw.cameras.conventions import make_T, pixel_centers
 from nerfw.data.scene import CameraView
 from nerfw.synthetic import geometry
-from nerfw.tools.geometry_export import (Geometry, MeshOptions, PointOptions, depth_edges, depth_normals,
+from nerfw.outputs.geometry import (Geometry, MeshOptions, PointOptions, depth_edges, depth_normals,
                                          export_mesh, export_points, keep_large_components, pixel_points,
                                          voxel_average, write_obj, write_ply)
 
@@ -90,7 +90,7 @@ def test_trained_cloud_lands_on_the_sparse_points_in_the_dataset_frame(tiny_run,
     header. Measured on this 300-step toy model: 6 % of the framed radius to the nearest sparse point, 3.4 % to the
     true surface (median); in the model frame instead: 19 radii."""
     from nerfw.synthetic import GroundTruth
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     run = load_run(tiny_run)
     radius = 1.0 / run.normalization.scale
@@ -111,7 +111,7 @@ def test_trained_cloud_lands_on_the_sparse_points_in_the_dataset_frame(tiny_run,
 
 
 def test_trained_mesh_lies_where_the_renders_put_the_surface(tiny_run, tmp_path):
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     run = load_run(tiny_run)
     radius = 1.0 / run.normalization.scale
@@ -154,8 +154,8 @@ def test_export_command_writes_geometry(tiny_run, tmp_path, capsys, fmt, suffix)
 
 def test_viewer_shows_an_exported_cloud_in_the_model_frame(tiny_run, tmp_path):
     from nerfw.errors import NerfwError
-    from nerfw.tools.run_io import load_run
-    from nerfw.tools.viewer import Viewer, read_cloud
+    from nerfw.training.run_io import load_run
+    from nerfw.viewer.server import Viewer, read_cloud
 
     run = load_run(tiny_run)
     cloud = Geometry(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), np.array([[255, 0, 0], [0, 255, 0]], np.uint8))

@@ -12,8 +12,8 @@ from PIL import Image
 
 from nerfw.errors import ConfigError
 from nerfw.synthetic import GroundTruth, generate_scene
-from nerfw.synthetic.cli import main as cli_main
-from nerfw.synthetic.writers import sevenscenes_pose_text
+from nerfw.cli.make_scene import main as cli_main
+from nerfw.data.writers import sevenscenes_pose_text
 
 SMALL = dict(width=64, height=36, n_train=6, n_test=2, workers=1)
 

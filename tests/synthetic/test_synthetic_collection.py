@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerfw.data.conventions import Distortion, colmap_to_T_world_cam, intrinsics_matrix, pixels_to_normalized, project_points
+from nerfw.cameras.conventions import Distortion, colmap_to_T_world_cam, intrinsics_matrix, pixels_to_normalized, project_points
 from nerfw.errors import ConfigError
 from nerfw.synthetic import GroundTruth, generate_scene
-from nerfw.synthetic.cli import main as cli_main
+from nerfw.cli.make_scene import main as cli_main
 
 N_PARAMS = {"SIMPLE_RADIAL": 4, "RADIAL": 5, "OPENCV": 8}
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nerfw.data.loader import load_scene
-from nerfw.data.conventions import Distortion, intrinsics_matrix, project_points
+from nerfw.cameras.conventions import Distortion, intrinsics_matrix, project_points
 from nerfw.data.framing import choose_framing
 from nerfw.errors import ConfigError
 from nerfw.synthetic import GroundTruth, generate_scene

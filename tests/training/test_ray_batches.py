@@ -1,6 +1,5 @@
 """The O(1)-memory epoch permutation and per-rank batches."""
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from nerfw.training.ray_batches import permute

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_argv
+from helpers import REPO_ROOT, train_argv
 from nerfw.training.checkpoint import list_checkpoints, load_latest_checkpoint
 from nerfw.training.config import parse_config
 from nerfw.training.trainer import train
+
+pytestmark = pytest.mark.e2e  # every test here trains a model
 
 
 def final_params(run_dir: Path) -> dict:
@@ -64,7 +66,7 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
 
 
 def _train_subprocess(argv: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.Popen([sys.executable, "-m", "nerfw", "train", *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -129,9 +131,9 @@ def test_config_written_and_reusable(tiny_cambridge, tmp_path):
 
 @pytest.mark.slow
 def test_short_training_beats_mean_colour(tiny_cambridge, tmp_path):
-    from nerfw.tools.evaluate import evaluate, load_image
-    from nerfw.tools.metrics import psnr
-    from nerfw.tools.run_io import load_run
+    from nerfw.evaluation.evaluate import evaluate, load_image
+    from nerfw.evaluation.metrics import psnr
+    from nerfw.training.run_io import load_run
 
     run_dir = train(parse_config(train_argv(tiny_cambridge, tmp_path, "q", "--max_steps", "400",
                                             "--batch_size", "1024")))
@@ -166,7 +168,7 @@ def test_model_frame_is_turned_to_z_up_logged_and_saved(tiny_cambridge, tmp_path
     """The run's normalisation carries the orientation (z = the cameras' up), the log says so, and a run loaded
     back renders its cameras in the same frame; --orient none keeps the dataset's axes."""
     from nerfw.data.orientation import estimate_up
-    from nerfw.tools.run_io import load_run
+    from nerfw.training.run_io import load_run
 
     def angle_deg(a, b):
         return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))

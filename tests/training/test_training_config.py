@@ -1,10 +1,11 @@
-"""Flag parity with the seed's README, safe value parsing, one-line errors, config round trip."""
+"""Flag parity with NeRFW-pytorch's README, safe value parsing, one-line errors, config round trip."""
 import json
 
 import pytest
 
 from nerfw.errors import ConfigError
-from nerfw.training.config import Config, parse_bool, parse_config, parse_int
+from nerfw.options import parse_bool, parse_int
+from nerfw.training.config import Config, parse_config
 
 SEED_README = ("--root_dir ./runs/nerf --exp_name exp --batch_size 1024 --chunk 4*1024 --epochs 20 --lr 0.0005 "
                "--num_gpus 0 --img_downscale 3 --data_root_dir D --scene StMarysChurch --use_cache False "

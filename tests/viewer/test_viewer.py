@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nerfw.cli import main
-from nerfw.tools.viewer import (OUTPUTS, render_image, rotation_to_wxyz, uses_full_renderer, view_camera,
+from nerfw.viewer.server import (OUTPUTS, render_image, rotation_to_wxyz, uses_full_renderer, view_camera,
                                 wxyz_to_rotation)
 
 
@@ -39,7 +39,7 @@ def test_renderer_choice():
 
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_render_every_output(output):
-    from conftest import trained_like_model
+    from helpers import trained_like_model
 
     model = trained_like_model()
     T = np.eye(4)
@@ -52,10 +52,10 @@ def test_render_every_output(output):
 
 
 def test_static_rgb_is_the_fast_render_of_the_static_scene():
-    from conftest import trained_like_model
+    from helpers import trained_like_model
 
-    from nerfw.tools.rendering import render_camera
-    from nerfw.tools.viewer import IDENTITY
+    from nerfw.model.view_rendering import render_camera
+    from nerfw.viewer.server import IDENTITY
 
     model = trained_like_model()
     T = np.eye(4)
@@ -99,7 +99,7 @@ def test_bad_port_number(tmp_path, capsys):
 
 
 def test_framing_ball_is_three_unit_circles():
-    from nerfw.tools.viewer import ball_segments
+    from nerfw.viewer.server import ball_segments
 
     seg = ball_segments(32)
     assert seg.shape == (96, 2, 3)

@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from helpers import BENCHMARKS  # noqa: E402
+
+sys.path.insert(0, str(BENCHMARKS))
 
 from headless_browser import HeadlessChromium, chromium_binary  # noqa: E402
 
-pytestmark = pytest.mark.skipif(chromium_binary() is None,
-                                reason="no Chromium browser (/usr/bin/chromium); install it with "
-                                       "`apt-get install chromium` to run the browser test")
+pytestmark = [pytest.mark.e2e,  # a real browser on a model's renders
+              pytest.mark.skipif(chromium_binary() is None,
+                                 reason="no Chromium browser (/usr/bin/chromium); install it with "
+                                        "`apt-get install chromium` to run the browser test")]
 
 VIEWPORT = (960, 600)  # width, height
 # The part of the page that only the rendered background covers: left of the control panel, below the
@@ -92,7 +95,7 @@ def screenshot_showing(browser, frame_image: np.ndarray, save: Path, timeout: fl
 
 @pytest.mark.slow
 def test_viewer_shows_the_model_and_follows_the_camera(tiny_run, tmp_path):
-    from nerfw.tools.viewer import Viewer, load_viewer_run
+    from nerfw.viewer.server import Viewer, load_viewer_run
 
     run = load_viewer_run(tiny_run)
     viewer = Viewer(run, port=free_port(), width=240, log=lambda m: None)
@@ -131,8 +134,8 @@ def test_train_viewer_shows_the_newest_weights(tiny_cambridge, tmp_path, monkeyp
     """`nerfw train --viewer`: the page renders while training and again when the trainer hands over weights."""
     import threading
 
-    import nerfw.tools.viewer as viewer_module
-    from conftest import train_argv
+    import nerfw.viewer.server as viewer_module
+    from helpers import train_argv
     from nerfw.training.config import parse_config
     from nerfw.training.trainer import train
 
@@ -146,7 +149,7 @@ def test_train_viewer_shows_the_newest_weights(tiny_cambridge, tmp_path, monkeyp
     cfg = parse_config(train_argv(tiny_cambridge, tmp_path, "live", "--max_steps", "100000", "--max_minutes", "6", "--viewer",
                                   "--viewer_port", str(port)))
     finished = []
-    trainer = threading.Thread(target=lambda: finished.append(train(cfg)), daemon=True)
+    trainer = threading.Thread(target=lambda: finished.append(train(cfg, viewer_module.LiveViewer)), daemon=True)
     trainer.start()
     try:
         wait_for(lambda: live and live[0].viewer.server is not None, 120, "the viewer of the training run")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion, cambridge_to_T_world_cam
+from nerfw.cameras.conventions import Distortion, cambridge_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.parsers.nvm import NvmModel, parse_nvm
 from nerfw.data.scene import SceneData

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion, colmap_to_T_world_cam
+from nerfw.cameras.conventions import Distortion, colmap_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError

@@ -103,7 +103,7 @@ def image_size(path: Path) -> tuple[int, int]:
 def downscaled_size(width: int, height: int, downscale: float) -> tuple[int, int]:
     """Size after --img_downscale N: (round(W / N), round(H / N)), at least 1 pixel.
 
-    Rounding (not floor like the seed's W // N) keeps the aspect closest to the original; the
+    Rounding (not floor like NeRFW-pytorch's W // N) keeps the aspect closest to the original; the
     intrinsics are scaled by the actual ratio new_size / old_size per axis, so either choice is exact.
     """
     if downscale <= 0:
@@ -188,7 +188,7 @@ def frustum_bounds(
     """Per camera, near/far = (0.1, 99.9) percentiles of the z-depth of the points in its view frustum
     (z > 0 and projecting into the image), or None when fewer than MIN_POINTS_FOR_BOUNDS.
 
-    Deviation from the seed (which kept every point with z > 0): points outside the image are not seen
+    Deviation from NeRFW-pytorch (which kept every point with z > 0): points outside the image are not seen
     by the camera and would only inflate `far`. Cameras are transformed in chunks (one batched float32
     matrix product per chunk), so thousands of cameras x 100k points take seconds.
     """

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion, llff_to_T_world_cam, project_points
+from nerfw.cameras.conventions import Distortion, llff_to_T_world_cam, project_points
 from nerfw.data.parsers import colmap, common
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import nvm_to_T_world_cam
+from nerfw.cameras.conventions import nvm_to_T_world_cam
 from nerfw.data.parsers.common import parse_floats, parse_int, read_lines
 from nerfw.errors import DatasetError
 

@@ -1,7 +1,7 @@
 """Microsoft 7-Scenes (and datasets in its file format, such as vReLoc).
 
 <scene>/{TrainSplit.txt, TestSplit.txt, seq-XX/frame-XXXXXX.{color.png|color.jpg, depth.png, pose.txt}}.
-Frames are paired BY INDEX (the frame-XXXXXX prefix) and sorted, never by zipping unsorted globs (a seed
+Frames are paired BY INDEX (the frame-XXXXXX prefix) and sorted, never by zipping unsorted globs (a NeRFW-pytorch
 bug). pose.txt is a 4x4 camera-to-world matrix (OpenCV axes, metres): conventions.sevenscenes_to_T_world_cam.
 Colour intrinsics: f = 525 (or --sevenscenes_focal 585, the depth camera's), principal point (320, 240) at
 640x480, scaled to the actual file size. Depth: the DSAC* rendered, RGB-registered
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nerfw.data.conventions import sevenscenes_to_T_world_cam
+from nerfw.cameras.conventions import sevenscenes_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.scene import CameraView, SceneData
 from nerfw.errors import DatasetError

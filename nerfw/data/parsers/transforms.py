@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfw.data.conventions import Distortion, opengl_to_T_world_cam
+from nerfw.cameras.conventions import Distortion, opengl_to_T_world_cam
 from nerfw.data.parsers import common
 from nerfw.data.scene import CameraView, SceneData
+from nerfw.data.vertex_ply import read_vertices
 from nerfw.errors import DatasetError
 
 BLENDER_SPLITS = ("train", "val", "test")
@@ -167,7 +168,6 @@ def read_ply_points(meta: dict, path: Path, warnings: list[str]):
     ply = (path.parent / _norm(name)) if not Path(name).is_absolute() else Path(name)
     from plyfile import PlyParseError
 
-    from nerfw.data.vertex_ply import read_vertices
 
     try:
         points, colors = read_vertices(ply)
