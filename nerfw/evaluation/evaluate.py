@@ -125,6 +125,41 @@ def default_chunk(device) -> int:
     return 1024 if torch.device(device).type == "cpu" else 8192
 
 
+def score_image(run, image_id: int, camera, mode: str, fit: FitOptions,
+                chunk: int) -> tuple[dict, np.ndarray, dict, str | None]:
+    """One held-out image under protocol ``mode`` -> (its row {name, psnr, ssim}, the ground truth, the
+    render_camera-like images, the fit method used or None). The NeRF-W protocol scores the right half only."""
+    gt = load_image(camera.image_path, camera.width, camera.height)
+    method = resolve_fit_method(run.model, camera, fit.method, fit.max_cache_mb) if mode == "fit_left_half" else None
+    if method == "cached":
+        _, out = fit_and_render(run, camera, image_id, gt, chunk, fit)
+    else:
+        vec = appearance_for(run, camera, image_id, gt, mode, dataclasses.replace(fit, method="full"))
+        out = render_camera(run.model, camera, run.normalization, chunk, appearance=vec, image_id=image_id)
+    scored = slice(camera.width // 2, None) if mode == "fit_left_half" else slice(None)
+    row = {"name": camera.name, "psnr": metrics.psnr(out["rgb"][:, scored], gt[:, scored]),
+           "ssim": metrics.ssim(out["rgb"][:, scored], gt[:, scored])}
+    return row, gt, out, method
+
+
+def protocol_record(run, split: str, mode: str, fit: FitOptions, methods: set) -> dict:
+    """What metrics.json says about how the scores were made."""
+    protocol = {"appearance": mode, "description": PROTOCOLS[mode], "split": split, "fit_steps": fit.steps,
+                "transient_head": "off", "checkpoint": str(run.checkpoint), "step": run.step}
+    if mode == "fit_left_half":
+        protocol["fit_method"] = "+".join(sorted(methods))
+        protocol["fit_rays_per_step"] = fit.rays_per_step
+    return protocol
+
+
+def write_metrics(out_dir: Path, result: dict, rows: list[dict]) -> None:
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    with open(out_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["name", "psnr", "ssim"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit: FitOptions | None = None, chunk: int = 0,
              out_dir: Path | None = None, max_images: int = 0, write_panels: bool = True, log=print) -> dict:
     """Score every image of a split; write metrics.json, metrics.csv and panels. Returns the metrics dict.
@@ -138,41 +173,25 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit: FitOpti
     cameras = [(i, c) for i, c in enumerate(run.scene.cameras) if c.split == split]
     if not cameras:
         raise ConfigError(f"the dataset has no '{split}' images (splits: {run.scene.split_counts()})")
-    if max_images > 0:
-        cameras = cameras[:max_images]
+    cameras = cameras[:max_images] if max_images > 0 else cameras
     out_dir = Path(out_dir or run.run_dir / "eval" / split)
     (out_dir / "panels").mkdir(parents=True, exist_ok=True)
     rows, methods = [], set()
     started = time.perf_counter()
     for image_id, camera in cameras:
-        gt = load_image(camera.image_path, camera.width, camera.height)
-        method = None
-        if mode == "fit_left_half":
-            method = resolve_fit_method(run.model, camera, fit.method, fit.max_cache_mb)
-            methods.add(method)
-        if method == "cached":
-            vec, out = fit_and_render(run, camera, image_id, gt, chunk, fit)
-        else:
-            vec = appearance_for(run, camera, image_id, gt, mode, dataclasses.replace(fit, method="full"))
-            out = render_camera(run.model, camera, run.normalization, chunk, appearance=vec, image_id=image_id)
-        scored = slice(camera.width // 2, None) if mode == "fit_left_half" else slice(None)
-        rows.append({"name": camera.name, "psnr": metrics.psnr(out["rgb"][:, scored], gt[:, scored]),
-                     "ssim": metrics.ssim(out["rgb"][:, scored], gt[:, scored])})
-        log(f"{camera.name}: PSNR {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.4f}")
+        row, gt, out, method = score_image(run, image_id, camera, mode, fit, chunk)
+        rows.append(row)
+        methods |= {method} - {None}
+        log(f"{camera.name}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.4f}")
         if write_panels:
             target = out_dir / "panels" / (Path(camera.name).with_suffix(".png"))
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(panel(gt, out, rows[-1]["psnr"])).save(target)
-    protocol = {"appearance": mode, "description": PROTOCOLS[mode], "split": split, "fit_steps": fit.steps,
-                "transient_head": "off", "checkpoint": str(run.checkpoint), "step": run.step}
-    if mode == "fit_left_half":
-        protocol["fit_method"] = "+".join(sorted(methods))
-        protocol["fit_rays_per_step"] = fit.rays_per_step
+            Image.fromarray(panel(gt, out, row["psnr"])).save(target)
     result = {
         "psnr": float(np.mean([r["psnr"] for r in rows])),
         "ssim": float(np.mean([r["ssim"] for r in rows])),
         "lpips": None,  # no offline LPIPS weights: reported as unavailable, never estimated
-        "protocol": protocol,
+        "protocol": protocol_record(run, split, mode, fit, methods),
         "per_image": rows,
     }
     seconds = {"split": time.perf_counter() - started}  # wall time: fits, renders, scores and panels
@@ -187,14 +206,9 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit: FitOpti
         summary = json.loads(training.read_text())
         result["training"] = {k: summary.get(k) for k in ("step", "train_psnr", "transient_share", "transient_pixels")}
     if write_panels:  # and a plot of how training went, with this split's PSNR per image
-
         plot = plot_training(Path(run.run_dir) / "loss_log.txt", rows, out_dir / "plots.png", run.step, split)
         result["figures"] = {"panels": str(out_dir / "panels"), "plot": str(plot)}
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    with open(out_dir / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["name", "psnr", "ssim"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_metrics(out_dir, result, rows)
     return result
 
 

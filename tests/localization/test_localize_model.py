@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 # A query of the scene's test split comes back within these (the square spans ~60 m; the model has seen 16 images
-# of 160x90 pixels for 250 steps). Measured (2026-12-02): the first test query 0.225 m / 0.93 deg with 29 inliers
+# of 160x90 pixels for 250 steps). Measured: the first test query 0.225 m / 0.93 deg with 29 inliers
 # (the second, looking past the square's edge, failed: too few inliers); a training image 0.039 m / 0.063 deg
 # from its own pose (146 inliers; the other retrieved images' inliers pull it a little); 45 % of the map's points
 # within 1.5 m of the analytic geometry.
 # The model is trained in the dataset's axes (--orient none): with 16-29 inliers the test query's error swings with
-# any change of the training trajectory. Measured 2026-12-03 on this code: 0.30 m / 0.51 deg (--orient none), but
+# any change of the training trajectory. Measured: 0.30 m / 0.51 deg (--orient none), but
 # 0.44 m with the model frame turned 0.2 deg off z-up by the orientation estimate, 1.23 m with it snapped exactly
 # to z-up, 1.87 m snapped and trained 400 steps. The localizer, not the orientation, is what this file tests.
 KNOWN_POSE_MAX_T = 1.0  # dataset units (metres)

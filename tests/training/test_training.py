@@ -47,11 +47,11 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
               # 1 cell without it). The term itself is a per-ray mean like the colour term (test_losses.py).
               "--distortion_loss_weight", "0",
               # The whole-run decay: the default holds the full rate to step 5, and those late full-size Adam steps
-              # of the barely-touched proposal cells (above) then differ in 0.35 % of them (measured 2026-12-03).
+              # of the barely-touched proposal cells (above) then differ in 0.35 % of them.
               "--lr_decay_tail", "1",
               # The dataset's axes: in the upright model frame other cells are the barely-touched ones, and the
               # same effect reaches 0.39 % / 0.47 % of the proposal's two planes and 28 of the field's 6.3 M finest
-              # cells (at most 0.017 apart); every MLP weight and embedding still matches (measured 2026-12-03).
+              # cells (at most 0.017 apart); every MLP weight and embedding still matches.
               "--orient", "none"]
     one = train(parse_config(train_argv(tiny_cambridge, tmp_path, "one", *common, "--batch_size", "256")))
     two = train(parse_config(train_argv(tiny_cambridge, tmp_path, "two", *common, "--batch_size", "128",

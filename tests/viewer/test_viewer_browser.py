@@ -140,8 +140,8 @@ def test_train_viewer_shows_the_newest_weights(tiny_cambridge, tmp_path, monkeyp
     from nerfw.training.trainer import train
 
     # New weights at the command's own interval (LIVE_UPDATE_S, 5 s). Shorter intervals were tried to speed the
-    # test up: 0.5 s never let a full frame finish on a loaded 2-core VM (the full suite, 2026-12-02), and 2 s once
-    # timed out at 240 s beside the localization tests' photometric renders (2026-12-03).
+    # test up: 0.5 s never let a full frame finish on a loaded 2-core VM (the full suite), and 2 s once
+    # timed out at 240 s beside the localization tests' photometric renders.
     live = []
     start = viewer_module.LiveViewer.start
     monkeypatch.setattr(viewer_module.LiveViewer, "start", lambda self, *a: (live.append(self), start(self, *a))[1])
