@@ -5,6 +5,7 @@ Only bool / int / float / str fields: nerfw.training.config builds the command-l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -12,7 +13,7 @@ class ModelConfig:
     """NeRF-W model options (both fields), loss weights and sampler constants. Each field's docstring is its
     `nerfw train --help` text (the default is appended); "NeRFW-pytorch flag" marks NeRFW-pytorch's options."""
 
-    field: str = "grid"
+    field: Literal["grid", "mlp"] = "grid"
     """Scene representation: "grid" (tri-plane features + small MLPs + proposal sampler; fast on a CPU, the
     default) or "mlp" (NeRFW-pytorch's CustomNeRFW: 8x256 MLP, coarse + fine; the paper's model, about 50x slower)."""
 
@@ -76,7 +77,7 @@ class ModelConfig:
     depth_loss_weight: float = 0.0
     """Weight of the depth loss where a ground-truth depth map is given (7-Scenes); 0 disables it. Try 0.1 for
     RGB-D data."""
-    depth_loss_type: str = "l1"
+    depth_loss_type: Literal["l1", "l2"] = "l1"
     """Depth loss on z-depth in model units: "l1" (robust to wrong depth pixels) or "l2"."""
     coarse_loss_weight: float = 1.0
     """mlp: weight of the coarse (and intermediate fine) networks' colour MSE (NeRF-W Eq. 14: 1)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from nerfw.data.dataset_options import DatasetFormat
 from nerfw.data.framing import join_scene_box_arg
-from nerfw.data.orientation import ORIENT_METHODS
 from nerfw.errors import ConfigError
 from nerfw.fields.config import ModelConfig
 from nerfw.options import Parser, add_options
@@ -42,7 +44,7 @@ class TrainConfig:
     scene: str = ""
     """NeRFW-pytorch flag (NeRFW-pytorch default StMarysChurch). Scene folder name under --data_root_dir, e.g. StMarysChurch or
     chess; empty: --data_root_dir is the scene."""
-    dataset: str = "auto"
+    dataset: DatasetFormat = "auto"
     """Dataset format: auto|cambridge|7scenes|colmap|phototourism|llff|transforms. auto recognises the format
     from the files; name it only when a folder looks like more than one."""
     img_downscale: int = 3
@@ -57,14 +59,14 @@ class TrainConfig:
     test_every: int = 8
     """COLMAP / LLFF / single transforms.json: every N-th image (by name) is held out as a test image, as the
     NeRF papers do; 0: no test images."""
-    framing: str = "auto"
+    framing: Literal["auto", "points", "focus", "frustum", "cameras"] = "auto"
     """How the content ball (the model's unit ball) is found: auto|points|focus|frustum|cameras (docs/datasets.md,
     Framing). auto picks from the sparse points, converging or parallel camera axes; force one if `nerfw inspect`
     shows a poor frame."""
     scene_box: str = ""
     """x0,y0,z0,x1,y1,z1 in dataset units (metres for Cambridge / 7-Scenes): the box holding the content,
     overriding --framing. Give it when the automatic framing cuts off or dilutes the landmark."""
-    orient: str = "auto"
+    orient: Literal["auto", "none"] = "auto"
     """auto|none: turn the model frame so that z is up and x runs along the content (docs/datasets.md,
     Orientation): the field's planes then meet the ground and walls square on, whatever axes the SfM chose.
     none: the dataset's own axes."""
@@ -109,7 +111,7 @@ class TrainConfig:
     the CPU."""
     num_procs: int = 1
     """DDP processes on the CPU (gloo), for CPU-only machines and tests; each takes --batch_size rays per step."""
-    amp: str = "off"
+    amp: Literal["on", "off", "auto"] = "off"
     """on|off: bfloat16 autocast, CUDA only. Off by default: on an H200 the grid field trained no faster with it
     (56.9 vs 58.0 steps/s at 8192 rays) and reached 1.4 dB lower test PSNR (19.07 vs 20.45 dB; docs/benchmarks.md).
     "auto" (the default of earlier versions, still accepted in config files) means off."""
@@ -136,7 +138,7 @@ class TrainConfig:
     """NeRFW-pytorch flag (NeRFW-pytorch code's name for --ckpt): checkpoint file to resume from."""
     max_bad_steps: int = 20
     """Consecutive steps with a non-finite loss (skipped) before the run stops with an error."""
-    progress: str = "auto"
+    progress: Literal["auto", "bar", "log"] = "auto"
     """auto|bar|log: a tqdm bar on a terminal, plain log lines otherwise (log for files and CI)."""
     viewer: bool = False
     """Serve `nerfw view`'s web page while training (the newest weights every few seconds, the step and training
@@ -216,7 +218,21 @@ def parse_config(argv: list[str]) -> Config:
     return cfg
 
 
+def check_choices(options) -> None:
+    """Every Literal-typed option of a config dataclass holds one of its choices (values from --config files do not
+    pass through the parser's own check)."""
+    hints = typing.get_type_hints(type(options))
+    for f in dataclasses.fields(options):
+        if typing.get_origin(hints[f.name]) is typing.Literal:
+            choices = typing.get_args(hints[f.name])
+            value = getattr(options, f.name)
+            if value not in choices:
+                raise ConfigError(f"--{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
 def validate(cfg: Config) -> None:
+    check_choices(cfg.train)
+    check_choices(cfg.model)
 
     t, m = cfg.train, cfg.model
     checks = [
@@ -230,17 +246,11 @@ def validate(cfg: Config) -> None:
         (t.img_downscale >= 1, f"--img_downscale must be >= 1, got {t.img_downscale}"),
         (t.sevenscenes_focal > 0, f"--sevenscenes_focal must be > 0, got {t.sevenscenes_focal}"),
         (t.test_every >= 0, f"--test_every must be >= 0 (0: no test images), got {t.test_every}"),
-        (t.framing in ("auto", "points", "focus", "frustum", "cameras"),
-         f"--framing must be auto, points, focus, frustum or cameras, got {t.framing}"),
-        (t.orient in ORIENT_METHODS, f"--orient must be auto or none, got {t.orient}"),
         (t.num_procs >= 1, f"--num_procs must be >= 1, got {t.num_procs}"),
         (t.num_gpus >= -1, f"--num_gpus must be >= 0, got {t.num_gpus}"),
         (t.save_latest_freq > 0 and t.log_freq > 0 and t.val_freq > 0, "--save_latest_freq, --log_freq and --val_freq must be > 0"),
         (t.keep_ckpts >= 1, "--keep_ckpts must be >= 1"),
         (0 < t.viewer_port < 65536, f"--viewer_port must be in 1..65535, got {t.viewer_port}"),
-        (t.amp in ("auto", "on", "off"), f"--amp must be on or off, got {t.amp}"),
-        (t.progress in ("auto", "bar", "log"), f"--progress must be auto, bar or log, got {t.progress}"),
-        (m.field in ("grid", "mlp"), f"--field must be grid or mlp, got {m.field}"),
         (m.N_c > 0 and m.N_f >= 0, "--N_c must be > 0 and --N_f >= 0"),
         (m.beta_min > 0, f"--beta_min must be > 0, got {m.beta_min}"),
         (m.lambda_u >= 0, f"--lambda_u must be >= 0, got {m.lambda_u}"),

@@ -63,6 +63,18 @@ def test_bad_flags_are_one_line_errors(argv, needle):
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+def test_choices_from_a_config_file_are_checked_too(tmp_path):
+    """A Literal-typed option read from --config FILE (which the parser's own choice check never sees) must be one
+    of its choices; the message names the option and the choices."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"train": {"data_root_dir": "D", "framing": "everything"}, "model": {}}))
+    with pytest.raises(ConfigError, match="--framing must be one of auto, points, focus, frustum, cameras"):
+        parse_config(["--config", str(path)])
+    path.write_text(json.dumps({"train": {"data_root_dir": "D"}, "model": {"field": "voxels"}}))
+    with pytest.raises(ConfigError, match="--field must be one of grid, mlp, got 'voxels'"):
+        parse_config(["--config", str(path)])
+
+
 def test_gpus_on_machine_without_gpu():
     import torch
 
