@@ -17,3 +17,7 @@ class DatasetError(NerfwError):
 
 class ConfigError(NerfwError):
     """A bad command-line flag or config value."""
+
+
+class ImageError(NerfwError):
+    """An image file that cannot be read."""

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from nerfw.data.dataset_options import DatasetOptions, load_from_args, summary
 from nerfw.data.framing import (
     choose_framing,
@@ -15,6 +17,7 @@ from nerfw.data.framing import (
     parse_scene_box,
 )
 from nerfw.data.orientation import orient_scene
+from nerfw.data.photo_points import with_photo_points
 from nerfw.options import build_command_parser, parse_command
 
 PROG = "nerfw inspect"
@@ -31,6 +34,9 @@ class InspectOptions(DatasetOptions):
     grid_max_res: int = 512
     """finest plane resolution of the grid field, as `nerfw train`'s: the framing keeps a cell within a pixel at the
     content, and the report counts the content's cells"""
+    photo_points: bool = True
+    """as `nerfw train`'s: without sparse points in the dataset, frame and orient by points triangulated from the
+    training photos"""
     orient: Literal["auto", "none"] = "auto"
     """how `nerfw train` would turn the model frame (auto: z up; see docs/datasets.md, Orientation)"""
     json: bool = False
@@ -45,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_command(join_scene_box_arg(sys.argv[1:] if argv is None else argv), PROG, DESCRIPTION,
                          InspectOptions)
     scene = load_from_args(args)
-    framing = choose_framing(scene, args.framing, parse_scene_box(args.scene_box), args.grid_max_res)
-    orientation = orient_scene(scene, framing, args.orient)
+    triangulate = args.photo_points and args.framing in ("auto", "points") and not args.scene_box
+    framed, points_note = with_photo_points(scene, triangulate, threads=torch.get_num_threads())
+    framing = choose_framing(framed, args.framing, parse_scene_box(args.scene_box), args.grid_max_res)
+    orientation = orient_scene(framed, framing, args.orient)
     content, warning = content_report(scene.split("train") or scene.cameras, framing, args.grid_max_res)
     if args.json:
-        print(json.dumps({**scene.to_json(), "framing": {**framing.to_dict(), "content": content,
-                                                          "content_warning": warning},
+        print(json.dumps({**scene.to_json(), "photo_points": points_note,
+                          "framing": {**framing.to_dict(), "content": content, "content_warning": warning},
                           "orientation": orientation.to_dict()}, indent=1))
     else:
-        print("\n".join([summary(scene), framing.describe(), content, *([warning] if warning else []),
-                         orientation.describe()]))
+        print("\n".join([summary(scene), *([points_note] if points_note else []), framing.describe(), content,
+                         *([warning] if warning else []), orientation.describe()]))
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nerfw.errors import ConfigError
-from nerfw.localization.features import SiftExtractor, image_size
+from nerfw.data.features import SiftExtractor, image_size
 from nerfw.localization.localize import LocalizeParams, Localizer
 from nerfw.localization.mapping import MapParams, load_or_build_map
 from nerfw.localization.outputs import write_all

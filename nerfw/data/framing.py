@@ -7,8 +7,9 @@ ball to the unit ball. Framing by the cameras (the previous rule, ``--framing ca
 internet collections: a few distant cameras make the camera spread many times the landmark's size, so the
 landmark ends up a handful of cells across. Framing by content looks at what the cameras see:
 
-``points``   the dataset's sparse SfM points (COLMAP, NVM): centre = per-axis median, radius = the
-             ``quantile``-th distance from it (robust to stray far points and to outlier cameras).
+``points``   the dataset's sparse SfM points (COLMAP, NVM), or points triangulated from its photos when it ships
+             none (nerfw.data.photo_points): centre = per-axis median, radius = the ``quantile``-th distance from
+             it (robust to stray far points and to outlier cameras).
 ``focus``    no points: the point closest to all training cameras' optical axes (least squares), when the
              axes converge (object-centric captures, orbits); radius = the frustum's half-width at the
              median camera distance to that point, i.e. what a typical view sees around its centre.
@@ -19,9 +20,8 @@ landmark ends up a handful of cells across. Framing by content looks at what the
              cameras included, inside the unit ball). Best for small bounded rooms with --unbounded False.
 ``auto``     points if the dataset has at least MIN_POINTS of them, else focus if the axes converge, else
              frustum.
-The content ball is then widened (:func:`widen_to_detail` for points, :func:`widen` for focus and frustum): while
-a cell of the finest plane stays within a pixel at the content, or, for focus / frustum with the cameras close to
-the content, to hold the median camera.
+The content ball is then widened (:func:`widen`): with the cameras close to the content, to hold the median camera;
+otherwise while a cell of the finest plane stays within a pixel at the content.
 ``--scene_box x0,y0,z0,x1,y1,z1`` (dataset units) overrides all of them: centre = box centre, radius =
 half its diagonal.
 """
@@ -199,7 +199,7 @@ def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float 
 
 
 def widen(framing: Framing, train, grid_max_res: int) -> Framing:
-    """The ``focus`` / ``frustum`` ball widened for training, by where the cameras stand relative to it.
+    """The content ball widened for training, by where the cameras stand relative to it.
 
     * Cameras close to the content (the median camera within CLOSE_CAMERAS content radii: object captures, rooms,
       orbits, drone flights): the ball holds the median camera (:func:`widen_to_cameras`), so that no stretch in
@@ -207,27 +207,26 @@ def widen(framing: Framing, train, grid_max_res: int) -> Framing:
       its resolution.
     * Cameras far from it (photo collections of a landmark, long lenses): holding them would shrink the landmark
       to a few cells (a ball 6 times the statue of an internet collection trained to fog, docs/benchmarks.md);
-      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`), as the
-      points' ball does.
+      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`).
 
     For the focus rule the ratio is 1 / tan(half the short side's view), so the threshold is a lens's: views wider
     than 32 degrees on their short side hold their cameras. Measured side by side (benchmarks/real_scenes.py): held,
     the fox (2.55) gains 4.9 dB at 800 steps and beer framed by its focus (3.07) 0.87 dB at 2,500 steps (28.42 vs
     27.55 dB widened to detail); the collection preset framed by its focus (2.9) loses 0.21 dB held (21.12 vs 21.33
-    dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue held. The points' ball is
-    never held to the cameras: it is where the content is, and holding the cameras lost 0.13 dB on the collection
-    preset (radius 3.77 instead of 1.97, 1,500 steps)."""
+    dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue held. The points' ball
+    follows the same rule: the collection preset's cameras stand 4.1 points' radii away (holding them there lost
+    0.13 dB: radius 3.77 instead of 1.97, 1,500 steps), the fox's points triangulated from its photos 1.3."""
     reach = camera_reach(train, framing.center)
     if reach <= CLOSE_CAMERAS * framing.radius:
         return widen_to_cameras(framing, train)
     return widen_to_detail(framing, train, grid_max_res)
 
 
-def points_framing(points: np.ndarray, train, grid_max_res: int) -> Framing:
+def points_framing(points: np.ndarray, train, grid_max_res: int, what: str = "sparse points") -> Framing:
     center, radius = robust_ball(points)
-    return widen_to_detail(Framing(
+    return widen(Framing(
         center, radius, "points",
-        f"{QUANTILE:.0%} of the {len(points)} sparse points lie within the radius of their median"), train, grid_max_res)
+        f"{QUANTILE:.0%} of the {len(points)} {what} lie within the radius of their median"), train, grid_max_res)
 
 
 def focus_framing(train, focus: np.ndarray, spread: float, in_front: float, grid_max_res: int) -> Framing:
@@ -267,7 +266,7 @@ def choose_framing(scene, method: str = "auto", scene_box: np.ndarray | None = N
     if method == "points" or (method == "auto" and n_points >= MIN_POINTS):
         if n_points == 0:
             raise ConfigError("--framing points: the dataset has no sparse points")
-        return points_framing(points, train, grid_max_res)
+        return points_framing(points, train, grid_max_res, scene.points_origin)
     if method == "cameras" or len(train) < 2:
         framing = cameras_framing(train)
     else:

@@ -72,6 +72,7 @@ class SceneData:
     cameras: list[CameraView]
     points: np.ndarray | None = None  # [N, 3] sparse SfM points, dataset frame
     point_colors: np.ndarray | None = None  # [N, 3] uint8
+    points_origin: str = "sparse points"  # what the points are, for logs ("points triangulated from the photos")
     warnings: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> list[CameraView]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nerfw.cameras.conventions import intrinsics_matrix, invert_T, project_points
-from nerfw.localization.features import SiftExtractor, match_descriptors, read_grey, read_rgb, to_grey
+from nerfw.data.features import SiftExtractor, match_descriptors, read_grey, read_rgb, to_grey
 from nerfw.localization.mapping import LocMap, bounds_for, feature_shape, normalized_rays
 from nerfw.localization.photometric import align, undistort_image
 from nerfw.localization.pose import PoseEstimate, pose_errors, refine_pose, solve_pose

@@ -26,7 +26,7 @@ from nerfw.cameras.pixels import lens_normalized
 from nerfw.data.poses_file import parse_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.localization import LocalizationError
-from nerfw.localization.features import Features, SiftExtractor, image_size, read_grey
+from nerfw.data.features import Features, SiftExtractor, image_size, read_grey
 from nerfw.localization.retrieval import DEFAULT_CLUSTERS, fit_vocabulary, vlad
 from nerfw.novel_views.density import run_fingerprint
 from nerfw.novel_views.selection import TrainCameras, novel_camera

@@ -14,7 +14,7 @@ import numpy as np
 from nerfw.data.poses_file import parse_poses_file
 from nerfw.data.scene import CameraView
 from nerfw.localization import IntrinsicsError, LocalizationError
-from nerfw.localization.features import image_size
+from nerfw.data.features import image_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -66,6 +66,10 @@ class TrainConfig:
     scene_box: str = ""
     """x0,y0,z0,x1,y1,z1 in dataset units (metres for Cambridge / 7-Scenes): the box holding the content,
     overriding --framing. Give it when the automatic framing cuts off or dilutes the landmark."""
+    photo_points: bool = True
+    """When the dataset ships no sparse points (transforms.json, LLFF without its COLMAP model): triangulate some from
+    the training photos and their known poses (SIFT, a few seconds) and frame and orient the model by them, as by
+    a dataset's own points (docs/datasets.md, Framing). False: frame by the cameras alone."""
     orient: Literal["auto", "none"] = "auto"
     """auto|none: turn the model frame so that z is up and x runs along the content (docs/datasets.md,
     Orientation): the field's planes then meet the ground and walls square on, whatever axes the SfM chose.

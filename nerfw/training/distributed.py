@@ -92,6 +92,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def from_main(make):
+    """``make()`` run on the main process only, its (picklable) result handed to every rank: for set-up work that is
+    costly and the same everywhere (the model frame, found from SIFT points of the photos)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return make()
+    box = [make() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def local_rank_device(rank: int, device_kind: str, device_flag: str) -> torch.device:
     if device_kind != "cuda":
         return torch.device("cpu")

@@ -13,6 +13,7 @@ from nerfw.data.dataset_options import load_from_args
 from nerfw.data.framing import choose_framing, content_report, detail_note, parse_scene_box
 from nerfw.data.image_cache import ImageCache
 from nerfw.data.orientation import orient_scene
+from nerfw.data.photo_points import with_photo_points
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
@@ -158,14 +159,22 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
 def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, list[str]]:
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball,
     turned by --orient. Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
+    triangulate = cfg.train.photo_points and cfg.train.framing in ("auto", "points") and not cfg.train.scene_box
+    scene, points_note = with_photo_points(scene, triangulate, threads=torch.get_num_threads())
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box), cfg.model.grid_max_res)
     orientation = orient_scene(scene, framing, cfg.train.orient)
-    notes = [framing.describe(), orientation.describe()]
+    notes = [*([points_note] if points_note else []), framing.describe(), orientation.describe()]
     if cfg.model.field == "grid":
         train = scene.split("train") or scene.cameras
         notes.append(detail_note(train, framing.center, framing.radius, cfg.model.grid_max_res))
         notes += [line for line in content_report(train, framing, cfg.model.grid_max_res) if line]
     return Normalization.from_framing(framing, rotation=orientation.rotation), notes
+
+
+def fitted_frame(scene: SceneData, cfg: Config) -> tuple[dict, list[str]]:
+    """fit_normalization as plain data (Normalization.to_dict(), the log lines), to hand from one rank to the rest."""
+    normalization, notes = fit_normalization(scene, cfg)
+    return normalization.to_dict(), notes
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -235,7 +244,8 @@ def set_up_training(rank: int, world_size: int, device_kind: str, cfg: Config) -
     if resume:
         normalization = Normalization.from_dict(resume[1]["normalization"])
     else:
-        normalization, notes = fit_normalization(scene, cfg)
+        frame, notes = ddp.from_main(lambda: fitted_frame(scene, cfg))  # the main process finds it for all
+        normalization = Normalization.from_dict(frame)
     batcher = RayBatcher(cache, scene.cameras, train_ids(scene), normalization, cfg.train.batch_size,
                          world_size, cfg.train.seed)
     n_total = total_steps(cfg, batcher.steps_per_epoch)

@@ -16,7 +16,7 @@ def test_a_run_without_a_model_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_matching_is_mutual_and_passes_the_ratio_test():
-    from nerfw.localization.features import match_descriptors
+    from nerfw.data.features import match_descriptors
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(50, 128)).astype(np.float32)

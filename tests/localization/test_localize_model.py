@@ -49,7 +49,7 @@ def loc_env(loc_scene, tmp_path_factory):
 
     import torch
 
-    from nerfw.localization.features import SiftExtractor
+    from nerfw.data.features import SiftExtractor
     from nerfw.localization.localize import LocalizeParams, Localizer
     from nerfw.localization.mapping import MapParams, load_or_build_map
     from nerfw.training.run_io import load_run

@@ -203,7 +203,7 @@ def read_companion_model(root: Path, views: list[CameraView], rows_hwf: np.ndarr
     if out.points is not None:
         out.colors = colors
     elif points is None or not len(points):
-        warnings.append(f"{rel}: no points3D.bin / points3D.txt (or no points in it): framing without sparse points")
+        warnings.append(f"{rel}: no points3D.bin / points3D.txt (or no points in it): no sparse points shipped")
     return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from nerfw.localization import ImageError
+from nerfw.errors import ImageError
 
 DEFAULT_MAX_FEATURES = 4096
 DEFAULT_RATIO = 0.8  # Lowe's ratio test on L2 distances of unit descriptors
