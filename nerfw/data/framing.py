@@ -20,8 +20,9 @@ landmark ends up a handful of cells across. Framing by content looks at what the
              cameras included, inside the unit ball). Best for small bounded rooms with --unbounded False.
 ``auto``     points if the dataset has at least MIN_POINTS of them, else focus if the axes converge, else
              frustum.
-The content ball is then widened (:func:`widen`): with the cameras close to the content, to hold the median camera;
-otherwise while a cell of the finest plane stays within a pixel at the content.
+The content ball is then widened (:func:`widen_to_detail` for points, :func:`widen` for focus and frustum): while
+a cell of the finest plane stays within a pixel at the content, or, for focus / frustum with the cameras close to
+the content, to hold the median camera.
 ``--scene_box x0,y0,z0,x1,y1,z1`` (dataset units) overrides all of them: centre = box centre, radius =
 half its diagonal.
 """
@@ -199,7 +200,7 @@ def widen_to_detail(framing: Framing, train, grid_max_res: int, quantile: float 
 
 
 def widen(framing: Framing, train, grid_max_res: int) -> Framing:
-    """The content ball widened for training, by where the cameras stand relative to it.
+    """The ``focus`` / ``frustum`` ball widened for training, by where the cameras stand relative to it.
 
     * Cameras close to the content (the median camera within CLOSE_CAMERAS content radii: object captures, rooms,
       orbits, drone flights): the ball holds the median camera (:func:`widen_to_cameras`), so that no stretch in
@@ -207,15 +208,16 @@ def widen(framing: Framing, train, grid_max_res: int) -> Framing:
       its resolution.
     * Cameras far from it (photo collections of a landmark, long lenses): holding them would shrink the landmark
       to a few cells (a ball 6 times the statue of an internet collection trained to fog, docs/benchmarks.md);
-      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`).
+      the ball widens only while a cell stays within a pixel at the content (:func:`widen_to_detail`), as the
+      points' ball does.
 
     For the focus rule the ratio is 1 / tan(half the short side's view), so the threshold is a lens's: views wider
     than 32 degrees on their short side hold their cameras. Measured side by side (benchmarks/real_scenes.py): held,
     the fox (2.55) gains 4.9 dB at 800 steps and beer framed by its focus (3.07) 0.87 dB at 2,500 steps (28.42 vs
     27.55 dB widened to detail); the collection preset framed by its focus (2.9) loses 0.21 dB held (21.12 vs 21.33
-    dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue held. The points' ball
-    follows the same rule: the collection preset's cameras stand 4.1 points' radii away (holding them there lost
-    0.13 dB: radius 3.77 instead of 1.97, 1,500 steps), the fox's points triangulated from its photos 1.3."""
+    dB at 3,500 steps); an internet collection framed by its focus (6.2) lost its statue held. The points' ball is
+    never held to the cameras: it is where the content is, and holding the cameras lost 0.13 dB on the collection
+    preset (radius 3.77 instead of 1.97, 1,500 steps)."""
     reach = camera_reach(train, framing.center)
     if reach <= CLOSE_CAMERAS * framing.radius:
         return widen_to_cameras(framing, train)
@@ -224,7 +226,7 @@ def widen(framing: Framing, train, grid_max_res: int) -> Framing:
 
 def points_framing(points: np.ndarray, train, grid_max_res: int, what: str = "sparse points") -> Framing:
     center, radius = robust_ball(points)
-    return widen(Framing(
+    return widen_to_detail(Framing(
         center, radius, "points",
         f"{QUANTILE:.0%} of the {len(points)} {what} lie within the radius of their median"), train, grid_max_res)
 
