@@ -48,7 +48,6 @@ from nerfw.novel_views.density import probe_density, static_field, static_sigma_
 
 AGREEMENT_RELATIVE = 0.02  # a point agrees with a view whose rendered depth there is within 2 % of its own
 MIN_AGREEING_VIEWS = 2  # points: kept when at least this many views (its own included) agree on them
-DEPTH_SPREAD_RELATIVE = None
 EDGE_RELATIVE = 0.03  # a pixel is a depth edge when a 4-neighbour's depth differs by more than this share
 DEFAULT_WIDTH = 160  # pixels across each rendered training view
 DEFAULT_MAX_VIEWS = 32
@@ -164,8 +163,6 @@ def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: Poin
     transient = out["transient_opacity"] / np.maximum(out["opacity"], 1e-6)  # share of the pixel's opacity
     keep = (out["opacity"] >= opts.min_opacity) & (transient <= opts.max_transient) & ~depth_edges(depth)
     keep &= np.isfinite(depth) & (depth > 0)
-    if DEPTH_SPREAD_RELATIVE is not None:
-        keep &= np.abs(out["depth_expected"] - depth) <= DEPTH_SPREAD_RELATIVE * depth
     normals = depth_normals(pts, small.center)
     colors = np.clip(np.round(out["rgb_static"] * 255), 0, 255).astype(np.uint8)
     surface = np.where(out["opacity"] >= 0.5, depth, np.inf)
