@@ -37,6 +37,7 @@ from nerfw.data.framing import MIN_POINTS, camera_reach, robust_ball
 from nerfw.errors import ImageError
 
 MAX_PHOTOS = 96  # photos used; more add time, not information about where the content is
+PROBE_PHOTOS = 24  # photos that decide whether the points are used (all MAX_PHOTOS are triangulated when they are)
 FEATURE_SIDE = 512  # longer image side (pixels) at which keypoints are found
 MAX_FEATURES = 1024
 NEIGHBOURS = 6  # pairs per photo
@@ -171,18 +172,28 @@ def with_photo_points(scene, enabled: bool = True, threads: int = 1):
     if shipped >= MIN_POINTS or not enabled:
         return scene, None
     train = scene.split("train") or scene.cameras
-    found = triangulate_photos(train, threads=threads)
-    what = (f"the dataset ships {shipped or 'no'} sparse points; {len(found.points)} triangulated from "
-            f"{found.n_photos} training photos ({found.n_pairs} pairs, SIFT matches checked against the known poses, "
-            f"{found.seconds:.1f} s)")
+    found = triangulate_photos(train, PROBE_PHOTOS, threads)  # enough to tell where the cameras stand
+    if len(found.points) < MIN_POINTS and found.n_photos < min(len(train), MAX_PHOTOS):
+        found = triangulate_photos(train, threads=threads)
     if len(found.points) < MIN_POINTS:
-        return scene, f"points: {what}: too few, framing by the cameras"
+        return scene, f"points: {describe(found, shipped)}: too few, framing by the cameras"
     center, radius = robust_ball(found.points)
     reach = camera_reach(train, center)
     if reach <= FAR_CAMERAS * radius:
-        return scene, (f"points: {what}: the median camera stands {reach / radius:.2g} of their radii away (within "
-                       f"{FAR_CAMERAS:g}): a capture around or through its content, framed by its cameras")
+        return scene, (f"points: {describe(found, shipped)}: the median camera stands {reach / radius:.2g} of their "
+                       f"radii away (within {FAR_CAMERAS:g}): a capture around or through its content, framed by its "
+                       "cameras")
+    if found.n_photos < min(len(train), MAX_PHOTOS):
+        found = triangulate_photos(train, threads=threads)
+        center, radius = robust_ball(found.points)
+        reach = camera_reach(train, center)
     return replace(scene, points=found.points, point_colors=found.colors,
                    points_origin="points triangulated from the photos"), (
-        f"points: {what}: the median camera stands {reach / radius:.2g} of their radii away, so they frame and "
-        "orient the model")
+        f"points: {describe(found, shipped)}: the median camera stands {reach / radius:.2g} of their radii away, so "
+        "they frame and orient the model")
+
+
+def describe(found: PhotoPoints, shipped: int) -> str:
+    return (f"the dataset ships {shipped or 'no'} sparse points; {len(found.points)} triangulated from "
+            f"{found.n_photos} training photos ({found.n_pairs} pairs, SIFT matches checked against the known poses, "
+            f"{found.seconds:.1f} s)")
