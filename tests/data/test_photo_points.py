@@ -124,3 +124,24 @@ def test_a_collection_without_points_is_framed_near_its_points(tmp_path):
     assert framing.content_radius == pytest.approx(reference.content_radius, rel=0.25), framing.describe()
     up = orient_scene(framed, framing).rotation[2] @ orient_scene(scene, reference).rotation[2]
     assert up > np.cos(np.radians(1.0))
+
+
+def test_inspect_reports_the_photos_points(square, tmp_path, capsys):
+    """`nerfw inspect` on a capture whose sparse points were removed prints the `points:` line before the framing,
+    and --photo_points False leaves it out."""
+    import shutil
+
+    from nerfw.cli.inspect import main
+
+    focal = str(load_scene(square / "Sq", img_downscale=1).cameras[0].fx)  # what the removed NVM said
+    root = tmp_path / "Sq"
+    shutil.copytree(square / "Sq", root)
+    for nvm in root.glob("*.nvm"):
+        nvm.unlink()
+    assert main(["--data_root_dir", str(root), "--focal", focal]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    points = [i for i, line in enumerate(lines) if line.startswith("points: the dataset ships no sparse points")]
+    framing = [i for i, line in enumerate(lines) if line.startswith("framing:")]
+    assert points and framing and points[0] < framing[0], lines
+    assert main(["--data_root_dir", str(root), "--focal", focal, "--photo_points", "False"]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("points: the dataset")]
