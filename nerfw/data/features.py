@@ -83,6 +83,7 @@ class SiftExtractor:
     def __init__(self, max_features: int = DEFAULT_MAX_FEATURES, threads: int = 1):
         import pycolmap
 
+        pycolmap.logging.minloglevel = max(int(pycolmap.logging.minloglevel), 1)  # no "Creating SIFT ..." INFO lines
         options = pycolmap.FeatureExtractionOptions()
         options.num_threads = threads
         options.use_gpu = False

@@ -184,7 +184,9 @@ def with_photo_points(scene, enabled: bool = True, threads: int = 1):
                        f"radii away (within {FAR_CAMERAS:g}): a capture around or through its content, framed by its "
                        "cameras")
     if found.n_photos < min(len(train), MAX_PHOTOS):
+        probe_seconds = found.seconds
         found = triangulate_photos(train, threads=threads)
+        found.seconds += probe_seconds  # the note reports the time of both passes
         center, radius = robust_ball(found.points)
         reach = camera_reach(train, center)
     return replace(scene, points=found.points, point_colors=found.colors,
