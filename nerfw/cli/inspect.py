@@ -7,8 +7,6 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from nerfw.data.dataset_options import DatasetOptions, load_from_args, summary
 from nerfw.data.framing import (
     choose_framing,
@@ -17,7 +15,7 @@ from nerfw.data.framing import (
     parse_scene_box,
 )
 from nerfw.data.orientation import orient_scene
-from nerfw.data.photo_points import with_photo_points
+from nerfw.data.photo_points import photo_points_wanted, with_photo_points
 from nerfw.options import build_command_parser, parse_command
 
 PROG = "nerfw inspect"
@@ -51,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_command(join_scene_box_arg(sys.argv[1:] if argv is None else argv), PROG, DESCRIPTION,
                          InspectOptions)
     scene = load_from_args(args)
-    triangulate = args.photo_points and args.framing in ("auto", "points") and not args.scene_box
-    framed, points_note = with_photo_points(scene, triangulate, threads=torch.get_num_threads())
+    framed, points_note = with_photo_points(scene, photo_points_wanted(args.photo_points, args.framing, args.scene_box))
     framing = choose_framing(framed, args.framing, parse_scene_box(args.scene_box), args.grid_max_res)
     orientation = orient_scene(framed, framing, args.orient)
     content, warning = content_report(scene.split("train") or scene.cameras, framing, args.grid_max_res)

@@ -137,25 +137,36 @@ def pair_points(a: PhotoView, b: PhotoView) -> tuple[np.ndarray, np.ndarray]:
     return points[keep], a.colors[matches[keep, 0]]
 
 
-def triangulate_photos(cameras, max_photos: int = MAX_PHOTOS, threads: int = 1) -> PhotoPoints:
+def triangulate_photos(cameras, max_photos: int = MAX_PHOTOS, views: dict[int, PhotoView] | None = None
+                       ) -> PhotoPoints:
     """Sparse points of the scene from its training photos and their known poses (see the module docstring).
-    Photos that cannot be read are skipped (training reports them)."""
+    ``views`` caches each camera's keypoints by its index in ``cameras`` (a later call with more photos reuses
+    them). Photos that cannot be read are skipped (training reports them)."""
     t0 = time.time()
-    extractor = SiftExtractor(MAX_FEATURES, threads=threads)
-    views = []
+    views = {} if views is None else views
+    extractor = None
     for i in spread_evenly(len(cameras), max_photos):
-        try:
-            views.append(photo_view(cameras[i], extractor))
-        except ImageError:
-            continue
-    pairs = neighbour_pairs(views) if len(views) >= 2 else []
-    found = [pair_points(views[i], views[j]) for i, j in pairs]
+        if i not in views:
+            extractor = extractor or SiftExtractor(MAX_FEATURES)
+            try:
+                views[i] = photo_view(cameras[i], extractor)
+            except ImageError:
+                views[i] = None
+    used = [views[i] for i in spread_evenly(len(cameras), max_photos) if views[i] is not None]
+    pairs = neighbour_pairs(used) if len(used) >= 2 else []
+    found = [pair_points(used[i], used[j]) for i, j in pairs]
     points = np.concatenate([p for p, _ in found]) if found else np.zeros((0, 3))
     colors = np.concatenate([c for _, c in found]) if found else np.zeros((0, 3), np.uint8)
-    return PhotoPoints(points, colors, len(views), len(pairs), time.time() - t0)
+    return PhotoPoints(points, colors, len(used), len(pairs), time.time() - t0)
 
 
-def with_photo_points(scene, enabled: bool = True, threads: int = 1):
+def photo_points_wanted(enabled: bool, framing: str = "auto", scene_box: str | None = None) -> bool:
+    """Whether `nerfw train` / `inspect` options let the photos' points decide the frame: --photo_points, with the
+    framing left to the points (auto, points) and no --scene_box."""
+    return bool(enabled) and framing in ("auto", "points") and not scene_box
+
+
+def with_photo_points(scene, enabled: bool = True):
     """The scene to frame and orient by -> (scene, a note for the log or None).
 
     A scene that ships at least framing.MIN_POINTS sparse points is returned as it is. Otherwise (when ``enabled``)
@@ -171,31 +182,32 @@ def with_photo_points(scene, enabled: bool = True, threads: int = 1):
     shipped = 0 if scene.points is None else int(np.isfinite(scene.points).all(axis=1).sum())
     if shipped >= MIN_POINTS or not enabled:
         return scene, None
+    t0 = time.time()
     train = scene.split("train") or scene.cameras
-    found = triangulate_photos(train, PROBE_PHOTOS, threads)  # enough to tell where the cameras stand
-    if len(found.points) < MIN_POINTS and found.n_photos < min(len(train), MAX_PHOTOS):
-        found = triangulate_photos(train, threads=threads)
+    views: dict[int, PhotoView] = {}  # keypoints found once, reused by the pass over all photos
+    everything = min(len(train), MAX_PHOTOS)
+    found = triangulate_photos(train, PROBE_PHOTOS, views)  # enough to tell where the cameras stand
+    if len(found.points) < MIN_POINTS and found.n_photos < everything:
+        found = triangulate_photos(train, views=views)
     if len(found.points) < MIN_POINTS:
-        return scene, f"points: {describe(found, shipped)}: too few, framing by the cameras"
+        return scene, f"points: {describe(found, shipped, t0)}: too few, framing by the cameras"
     center, radius = robust_ball(found.points)
     reach = camera_reach(train, center)
     if reach <= FAR_CAMERAS * radius:
-        return scene, (f"points: {describe(found, shipped)}: the median camera stands {reach / radius:.2g} of their "
-                       f"radii away (within {FAR_CAMERAS:g}): a capture around or through its content, framed by its "
-                       "cameras")
-    if found.n_photos < min(len(train), MAX_PHOTOS):
-        probe_seconds = found.seconds
-        found = triangulate_photos(train, threads=threads)
-        found.seconds += probe_seconds  # the note reports the time of both passes
+        return scene, (f"points: {describe(found, shipped, t0)}: the median camera stands {reach / radius:.2g} of "
+                       f"their radii away (within {FAR_CAMERAS:g}): a capture around or through its content, framed "
+                       "by its cameras")
+    if found.n_photos < everything:
+        found = triangulate_photos(train, views=views)
         center, radius = robust_ball(found.points)
         reach = camera_reach(train, center)
     return replace(scene, points=found.points, point_colors=found.colors,
                    points_origin="points triangulated from the photos"), (
-        f"points: {describe(found, shipped)}: the median camera stands {reach / radius:.2g} of their radii away, so "
-        "they frame and orient the model")
+        f"points: {describe(found, shipped, t0)}: the median camera stands {reach / radius:.2g} of their radii away, "
+        "so they frame and orient the model")
 
 
-def describe(found: PhotoPoints, shipped: int) -> str:
+def describe(found: PhotoPoints, shipped: int, t0: float) -> str:
     return (f"the dataset ships {shipped or 'no'} sparse points; {len(found.points)} triangulated from "
             f"{found.n_photos} training photos ({found.n_pairs} pairs, SIFT matches checked against the known poses, "
-            f"{found.seconds:.1f} s)")
+            f"{time.time() - t0:.1f} s)")

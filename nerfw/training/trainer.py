@@ -13,7 +13,7 @@ from nerfw.data.dataset_options import load_from_args
 from nerfw.data.framing import choose_framing, content_report, detail_note, parse_scene_box
 from nerfw.data.image_cache import ImageCache
 from nerfw.data.orientation import orient_scene
-from nerfw.data.photo_points import with_photo_points
+from nerfw.data.photo_points import photo_points_wanted, with_photo_points
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
 from nerfw.model.nerfw_model import build_model
@@ -159,8 +159,8 @@ def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: i
 def fit_normalization(scene: SceneData, cfg: Config) -> tuple[Normalization, list[str]]:
     """The model frame of a new run: the content ball chosen by --framing / --scene_box becomes the unit ball,
     turned by --orient. Returns the normalisation and lines for the log (the framing; for the grid field, its finest detail)."""
-    triangulate = cfg.train.photo_points and cfg.train.framing in ("auto", "points") and not cfg.train.scene_box
-    scene, points_note = with_photo_points(scene, triangulate, threads=torch.get_num_threads())
+    scene, points_note = with_photo_points(scene, photo_points_wanted(cfg.train.photo_points, cfg.train.framing,
+                                                                      cfg.train.scene_box))
     framing = choose_framing(scene, cfg.train.framing, parse_scene_box(cfg.train.scene_box), cfg.model.grid_max_res)
     orientation = orient_scene(scene, framing, cfg.train.orient)
     notes = [*([points_note] if points_note else []), framing.describe(), orientation.describe()]
