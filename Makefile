@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
+	# the fused tri-plane op (C++, ~40 s); nerfw falls back to grid_sample where it cannot be built
+	$(BIN)/python -m nerfw.fields.fused_planes
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from nerfw.fields.fused_planes import PLANE_AXES, sample_triplanes
 
 # Spatial hash primes of Instant-NGP (Mueller et al. 2022, Eq. 4); the first is 1 for memory coherence.
 _HASH_PRIMES = (1, 2654435761, 805459861)
@@ -84,33 +85,54 @@ class HashGrid(nn.Module):
         return (feats * w[..., None]).sum(2).flatten(1)  # [M, L * F]
 
 
+def is_earlier_plane_layout(stored: torch.Tensor, plane: torch.Tensor, version: int = 1) -> bool:
+    """Whether a stored plane tensor is in the [3, F, R, R] layout of earlier checkpoints (decided by its shape;
+    by the state-dict version where R == F makes both layouts the same shape)."""
+    earlier = stored.dim() == 4 and tuple(stored.permute(0, 2, 3, 1).shape) == tuple(plane.shape)
+    return earlier and (tuple(stored.shape) != tuple(plane.shape) or version < 2)
+
+
+def upgrade_plane_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Adam moments of planes from an earlier checkpoint ([3, F, R, R]) into today's [3, R, R, F] layout."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape != param.shape \
+                    and is_earlier_plane_layout(value, param):
+                state[key] = value.permute(0, 2, 3, 1).contiguous()
+
+
 class TriPlanes(nn.Module):
-    """Factorised multi-resolution planes (K-Planes, Fridovich-Keil et al. 2023; TensoRF-like), via grid_sample.
+    """Factorised multi-resolution planes (K-Planes, Fridovich-Keil et al. 2023; TensoRF-like).
 
     For each resolution, the features of the xy, xz and yz planes are bilinearly interpolated and multiplied
     (K-Planes' Hadamard product, Sec. 3.2), then the resolutions are concatenated.
-    Input [M, 3] in [-1, 1]^3 -> [M, n_res * n_features].
+    Input [M, 3] in [-1, 1]^3 -> [M, n_res * n_features]. Each plane is stored [3, R, R, F] (channels last: a
+    cell's F features side by side) and sampled by nerfw.fields.fused_planes: a fused C++ op on the CPU,
+    grid_sample elsewhere.
     """
 
-    _PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+    _PLANE_AXES = PLANE_AXES
+    _version = 2  # state-dict layout: 1 stored planes [3, F, R, R], 2 stores [3, R, R, F]
 
     def __init__(self, resolutions: list[int], n_features: int, init_scale: float = 0.1):
         super().__init__()
         self.n_features = n_features
-        # K-Planes initialise to ~1 so the Hadamard product starts near 1 (Sec. 3.4): U[1 - s, 1 + s].
+        # K-Planes initialise to ~1 so the Hadamard product starts near 1 (Sec. 3.4): U[1 - s, 1 + s]. Drawn in the
+        # [3, F, R, R] order, so a seed gives the same planes as with the earlier layout.
         self.planes = nn.ParameterList(
-            nn.Parameter(1.0 + init_scale * (2 * torch.rand(3, n_features, r, r) - 1)) for r in resolutions)
+            nn.Parameter((1.0 + init_scale * (2 * torch.rand(3, n_features, r, r) - 1)).permute(0, 2, 3, 1)
+                         .contiguous()) for r in resolutions)
 
     @property
     def out_dim(self) -> int:
         return len(self.planes) * self.n_features
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        for i, plane in enumerate(self.planes):  # checkpoints written before channels-last planes: [3, F, R, R]
+            stored = state_dict.get(f"{prefix}planes.{i}")
+            if stored is not None and is_earlier_plane_layout(stored, plane, local_metadata.get("version", 1)):
+                state_dict[f"{prefix}planes.{i}"] = stored.permute(0, 2, 3, 1).contiguous()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The (x, y), (x, z), (y, z) pairs as strided views: one copy instead of three gathers.
-        coords = torch.stack([x[:, 0:2], x[:, 0::2], x[:, 1:3]])[:, :, None, :]  # [3, M, 1, 2]
-        outs = []
-        for plane in self.planes:  # plane: [3, F, R, R]
-            f = F.grid_sample(plane, coords, mode="bilinear", padding_mode="border", align_corners=True)
-            outs.append(f[..., 0].prod(0))  # [3, F, M] -> [F, M]
-        # [M, L F] as a transposed view: the Linear layer that follows reads it without another copy.
-        return torch.cat(outs, dim=0).t()
+        return sample_triplanes(list(self.planes), x)

@@ -81,10 +81,10 @@ def distortion_loss(edges: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def plane_total_variation(planes) -> torch.Tensor:
     """K-Planes' spatial total variation (Sec. 3.2): the mean squared difference between neighbouring cells of
-    each plane, along both axes, averaged over the planes of every resolution. planes: tensors [3, F, R, R]."""
+    each plane, along both axes, averaged over the planes of every resolution. planes: tensors [3, R, R, F]."""
     terms = []
     for plane in planes:
-        along_rows = (plane[..., 1:, :] - plane[..., :-1, :]).square().mean()
-        along_cols = (plane[..., :, 1:] - plane[..., :, :-1]).square().mean()
+        along_rows = (plane[:, 1:] - plane[:, :-1]).square().mean()
+        along_cols = (plane[:, :, 1:] - plane[:, :, :-1]).square().mean()
         terms.append(along_rows + along_cols)
     return torch.stack(terms).mean()

@@ -16,6 +16,7 @@ from nerfw.data.orientation import orient_scene
 from nerfw.data.photo_points import photo_points_wanted, with_photo_points
 from nerfw.data.scene import Normalization, SceneData
 from nerfw.errors import NerfwError
+from nerfw.fields.encodings import upgrade_plane_optimizer_state
 from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
 from nerfw.training.checkpoint import load_checkpoint_file, load_latest_checkpoint, rng_state, save_checkpoint
@@ -260,6 +261,7 @@ def set_up_training(rank: int, world_size: int, device_kind: str, cfg: Config) -
         path, state = resume
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        upgrade_plane_optimizer_state(optimizer)  # a checkpoint written before channels-last planes
         scheduler.load_state_dict(state["scheduler"])
         progress.step, progress.skipped_steps = int(state["step"]), int(state.get("skipped_steps", 0))
         logger.info(f"resumed from {path} at step {progress.step}")

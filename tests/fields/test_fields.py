@@ -59,7 +59,8 @@ def test_triplanes_match_bilinear_reference_forward_and_backward():
     out = enc(x)
     ref = []
     for plane in enc.planes:
-        feats = [_bilinear_reference(plane[k], x[:, list(ax)]) for k, ax in enumerate(TriPlanes._PLANE_AXES)]
+        feats = [_bilinear_reference(plane[k].permute(2, 0, 1), x[:, list(ax)])  # [R, R, F] -> [F, R, R]
+                 for k, ax in enumerate(TriPlanes._PLANE_AXES)]
         ref.append(feats[0] * feats[1] * feats[2])
     ref = torch.cat(ref, dim=-1)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)

@@ -82,9 +82,9 @@ def test_model_loss_assembles_terms():
 
 def test_plane_total_variation_by_hand():
     # one 2x2 plane per axis pair, one feature: rows differ by 1, columns by 2 -> (1 + 4) per plane
-    plane = torch.tensor([[0.0, 2.0], [1.0, 3.0]]).expand(3, 1, 2, 2)
+    plane = torch.tensor([[0.0, 2.0], [1.0, 3.0]])[..., None].expand(3, 2, 2, 1)  # [3, R, R, F]
     assert float(losses.plane_total_variation([plane])) == 5.0
-    flat = torch.full((3, 2, 4, 4), 0.7)
+    flat = torch.full((3, 4, 4, 2), 0.7)
     # mean over resolutions: (5 + 0) / 2
     assert float(losses.plane_total_variation([plane, flat])) == 2.5
 
