@@ -3,11 +3,12 @@
 // What it computes is TriPlanes' reference path (nerfw/fields/encodings.py): for every point and every resolution,
 // bilinear interpolation (grid_sample, align_corners=True, border padding) in the xy, xz and yz planes, and the
 // Hadamard product of the three (K-Planes Sec. 3.2). Two things make it faster than three grid_sample calls per
-// resolution on a CPU:
+// resolution on a CPU, mostly in the backward (measured in docs/model.md):
 //  * the planes are stored [3, R, R, F] (channels last), so a tap reads or writes one run of F floats (one AVX2
 //    register for F = 8) instead of F values R*R apart;
 //  * the backward scatters each (resolution, plane) in its own task, so no two threads write the same gradient and
-//    no atomics are needed; tasks run largest plane first for balance.
+//    no atomics are needed; tasks run largest plane first for balance;
+//  * the forward keeps each plane's features [L, 3, M, F] for the backward's product rule, contiguous per task.
 // Gradients flow to the planes only (the sample coordinates get none).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -53,27 +54,30 @@ void forward_points(const std::vector<const T*>& planes, const std::vector<int64
                     T* feats, int64_t features, int64_t begin, int64_t end, int64_t M) {
   const int64_t F = kF > 0 ? kF : features;
   const int64_t L = static_cast<int64_t>(planes.size());
-  for (int64_t l = 0; l < L; ++l) {  // resolution outermost: a chunk of points reuses one level's cells
+  std::vector<T> scratch(kF > 0 ? 0 : F);
+  T fixed[kF > 0 ? kF : 1];
+  T* a = kF > 0 ? fixed : scratch.data();
+  // One plane at a time over the chunk's points: the cells of one plane stay in cache between neighbouring points.
+  for (int64_t l = 0; l < L; ++l) {
     const int64_t R = res[l];
-    for (int64_t m = begin; m < end; ++m) {
-      T* o = out + (m * L + l) * F;
-      for (int64_t f = 0; f < F; ++f) o[f] = T(1);
-      for (int p = 0; p < 3; ++p) {
+    for (int p = 0; p < 3; ++p) {
+      const T* plane = planes[l] + p * R * R * F;
+      for (int64_t m = begin; m < end; ++m) {
         const Taps<T> t = bilinear_taps<T>(x[m * 3 + kAxes[p][0]], x[m * 3 + kAxes[p][1]], R);
-        const T* plane = planes[l] + p * R * R * F;
-        T acc[kF > 0 ? kF : 1];
-        T* a = kF > 0 ? acc : (feats ? feats + ((p * M + m) * L + l) * F : nullptr);
-        std::vector<T> scratch;
-        if (!a) { scratch.assign(F, T(0)); a = scratch.data(); }
         for (int64_t f = 0; f < F; ++f) a[f] = T(0);
         for (int k = 0; k < 4; ++k) {
           const T* cell = plane + t.index[k] * F;
           const T w = t.weight[k];
           for (int64_t f = 0; f < F; ++f) a[f] += w * cell[f];
         }
-        for (int64_t f = 0; f < F; ++f) o[f] *= a[f];
-        if (feats && kF > 0) {
-          T* keep = feats + ((p * M + m) * L + l) * F;
+        T* o = out + (m * L + l) * F;
+        if (p == 0) {
+          for (int64_t f = 0; f < F; ++f) o[f] = a[f];
+        } else {
+          for (int64_t f = 0; f < F; ++f) o[f] *= a[f];
+        }
+        if (feats) {
+          T* keep = feats + ((l * 3 + p) * M + m) * F;
           for (int64_t f = 0; f < F; ++f) keep[f] = a[f];
         }
       }
@@ -92,8 +96,8 @@ void backward_plane(const T* x, const T* feats, const T* grad_out, T* grad_plane
   T* g = kF > 0 ? fixed : scratch.data();
   for (int64_t m = 0; m < M; ++m) {
     const T* go = grad_out + (m * L + l) * F;
-    const T* fq = feats + ((q * M + m) * L + l) * F;
-    const T* fr = feats + ((r * M + m) * L + l) * F;
+    const T* fq = feats + ((l * 3 + q) * M + m) * F;
+    const T* fr = feats + ((l * 3 + r) * M + m) * F;
     for (int64_t f = 0; f < F; ++f) g[f] = go[f] * fq[f] * fr[f];
     const Taps<T> t = bilinear_taps<T>(x[m * 3 + kAxes[p][0]], x[m * 3 + kAxes[p][1]], R);
     for (int k = 0; k < 4; ++k) {
@@ -121,7 +125,7 @@ std::vector<torch::Tensor> forward_typed(const std::vector<torch::Tensor>& plane
                                          bool keep_features) {
   const int64_t M = x.size(0), L = static_cast<int64_t>(planes.size()), F = planes[0].size(3);
   auto out = torch::empty({M, L * F}, x.options());
-  auto feats = keep_features ? torch::empty({3, M, L * F}, x.options()) : torch::empty({0}, x.options());
+  auto feats = keep_features ? torch::empty({L, 3, M, F}, x.options()) : torch::empty({0}, x.options());
   std::vector<const T*> data;
   std::vector<int64_t> res;
   for (const auto& plane : planes) { data.push_back(plane.data_ptr<T>()); res.push_back(plane.size(1)); }
@@ -184,7 +188,7 @@ std::vector<torch::Tensor> backward_dispatch(const std::vector<torch::Tensor>& p
 }  // namespace
 
 // planes[l]: [3, R_l, R_l, F]; x: [M, 3] in [-1, 1]. Returns {features [M, L * F], per-plane features
-// [3, M, L * F] for the backward (empty unless keep_features)}.
+// [L, 3, M, F] for the backward (empty unless keep_features)}.
 std::vector<torch::Tensor> triplanes_forward(std::vector<torch::Tensor> planes, torch::Tensor x, bool keep_features) {
   check_inputs(planes, x);
   if (x.scalar_type() == torch::kDouble) return forward_dispatch<double>(planes, x, keep_features);
@@ -196,8 +200,8 @@ std::vector<torch::Tensor> triplanes_forward(std::vector<torch::Tensor> planes, 
 std::vector<torch::Tensor> triplanes_backward(std::vector<torch::Tensor> planes, torch::Tensor x,
                                               torch::Tensor feats, torch::Tensor grad_out) {
   check_inputs(planes, x);
-  const int64_t M = x.size(0), LF = static_cast<int64_t>(planes.size()) * planes[0].size(3);
-  TORCH_CHECK(feats.sizes() == torch::IntArrayRef({3, M, LF}) && feats.is_contiguous(),
+  const int64_t M = x.size(0), L = static_cast<int64_t>(planes.size()), F = planes[0].size(3), LF = L * F;
+  TORCH_CHECK(feats.sizes() == torch::IntArrayRef({L, 3, M, F}) && feats.is_contiguous(),
               "triplanes: saved features of the wrong shape");
   TORCH_CHECK(grad_out.sizes() == torch::IntArrayRef({M, LF}) && grad_out.is_contiguous(),
               "triplanes: output gradient of the wrong shape");
