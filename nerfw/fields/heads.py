@@ -29,12 +29,9 @@ class ConditionedMLP(nn.Module):
 
     def forward(self, feat: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """feat [R, S, F], cond [R, C] or None -> [R, S, out_dim]."""
-        return self.after_first(self.first(feat), cond)
-
-    def after_first(self, h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """The rest of forward() from the first layer's per-sample part h [R, S, hidden]."""
+        h = self.first(feat)  # [R, S, hidden]
         if self.first_cond is not None:
-            h = h + self.first_cond(cond)[:, None, :]
+            h = h.add_(self.first_cond(cond)[:, None, :])  # in place: the Linear's backward does not need h
         return self.rest(h)
 
     def reference(self, feat: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -75,13 +72,6 @@ class NeRFWHeads(nn.Module):
         # Multiplies the transient density; the trainer sets 0 during its static warm-up (see NeRFW.set_transient_gate).
         self.transient_gate = 1.0
 
-    def first_layers(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The colour and transient heads' first layers on the same per-sample features, as one matrix product
-        (one pass over feat, a wider product: faster on a CPU; the same numbers as two)."""
-        color, transient = self.color.first, self.transient.first
-        h = F.linear(feat, torch.cat([color.weight, transient.weight]), torch.cat([color.bias, transient.bias]))
-        return h.split([color.out_features, transient.out_features], dim=-1)
-
     def appearance_codes(self, image_ids: torch.Tensor, appearance: torch.Tensor | None) -> torch.Tensor | None:
         """[R] ids (+ optional override [a_dim] or [R, a_dim]) -> [R, a_dim], or None without appearance."""
         if self.appearance is None:
@@ -97,14 +87,12 @@ class NeRFWHeads(nn.Module):
         codes = self.appearance_codes(image_ids, appearance)
         if codes is not None:
             cond = torch.cat([codes, cond], dim=-1)
-        if not (use_transient and self.transient is not None):
-            return FieldOutput(sigma=sigma, rgb=torch.sigmoid(self.color(feat, cond)))
-        h_color, h_transient = self.first_layers(feat)
-        out = FieldOutput(sigma=sigma, rgb=torch.sigmoid(self.color.after_first(h_color, cond)))
-        raw = self.transient.after_first(h_transient, self.transient_embedding(image_ids))  # [R, S, 5]
-        out.sigma_t = F.softplus(raw[..., 0]) * self.transient_gate
-        out.rgb_t = torch.sigmoid(raw[..., 1:4])
-        out.beta = F.softplus(raw[..., 4])
+        out = FieldOutput(sigma=sigma, rgb=torch.sigmoid(self.color(feat, cond)))
+        if use_transient and self.transient is not None:
+            raw = self.transient(feat, self.transient_embedding(image_ids))  # [R, S, 5]
+            out.sigma_t = F.softplus(raw[..., 0]) * self.transient_gate
+            out.rgb_t = torch.sigmoid(raw[..., 1:4])
+            out.beta = F.softplus(raw[..., 4])
         return out
 
 
