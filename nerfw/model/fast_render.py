@@ -18,11 +18,10 @@ On the CPU the baked volume is read with one ``grid_sample`` batch per thread: P
 parallelises over the batch only, so one batch ran on one thread (on a 2-core AMD EPYC: lookups 1.7x faster at
 2 threads, a 640x360 frame 1.06x; the values are the same).
 
-Reading the field's tri-planes with ``F.embedding_bag`` from channels-last copies of the planes, instead of
-``grid_sample``, was tried and dropped: the same features to the bit, 1.3-1.4x faster on uniformly random
-points, but no faster on a real frame's points (0.96-1.00x at 2 threads, 2-3 % slower at 1): neighbouring rays
-read neighbouring texels, which grid_sample finds in cache anyway. (On CPUs with many cores it may be worth
-another look: grid_sample's CPU kernel gives the three planes one thread each at most.)
+The field's tri-planes are read by TriPlanes' own sampler (nerfw/fields/fused_planes.py: the fused C++ op on
+the CPU, which splits the points, not the three planes, between threads). Reading them with ``F.embedding_bag``
+from channels-last copies was tried earlier and dropped: no faster on a real frame's points (0.96-1.00x at 2
+threads), because neighbouring rays read neighbouring texels, which stay in cache.
 
 (Evaluating the colour head only at the few heaviest samples of a ray was tried and dropped: on trained
 models every one of the 14 samples carries weight, and the top-4 colours alone cost 8 dB against the full
