@@ -76,6 +76,9 @@ class GeometryExport:
     """points: voxel size of the downsampling, dataset units (default: framed radius / 256)"""
     num_points: int = PointOptions.num_points
     """points: at most this many points"""
+    outlier_std: float = PointOptions.outlier_std
+    """points: drop points whose mean distance to their 16 nearest neighbours exceeds the cloud's mean by more than
+    this many standard deviations (statistical outlier removal; 0: keep them)"""
     resolution: int = MeshOptions.resolution
     """mesh: grid cells along the framed ball's box for marching cubes"""
     threshold: float | None = MeshOptions.threshold
@@ -92,6 +95,7 @@ class GeometryExport:
                   (self.voxel is None or self.voxel > 0, "--voxel must be > 0"),
                   (self.max_distance is None or self.max_distance > 0, "--max_distance must be > 0"),
                   (self.num_points >= 1, "--num_points must be >= 1"),
+                  (self.outlier_std >= 0, "--outlier_std must be >= 0 (0 turns the outlier removal off)"),
                   (16 <= self.resolution <= 1024, "--resolution must lie in [16, 1024]"),
                   (self.threshold is None or self.threshold > 0, "--threshold must be > 0"),
                   (self.min_component >= 0, "--min_component must be >= 0")]
@@ -101,7 +105,7 @@ class GeometryExport:
 
     def point_options(self) -> PointOptions:
         return PointOptions(self.width, self.max_views, self.min_opacity, self.max_transient, self.max_distance,
-                            self.voxel, self.num_points, self.appearance)
+                            self.voxel, self.num_points, self.appearance, self.outlier_std)
 
     def mesh_options(self) -> MeshOptions:
         return MeshOptions(self.resolution, self.threshold, self.min_component, self.appearance)

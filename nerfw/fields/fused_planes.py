@@ -27,6 +27,7 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("triplane_kernel.cpp")
+EXTENSION_NAME = "nerfw_triplanes"
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 _lock = threading.Lock()
 _state: dict = {}  # "ext": the loaded module, or "error": why it is not available
@@ -34,6 +35,13 @@ _state: dict = {}  # "ext": the loaded module, or "error": why it is not availab
 
 def fused_enabled() -> bool:
     return os.environ.get("NERFW_FUSED_PLANES", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _already_built(cpp_extension) -> bool:
+    try:
+        return any(Path(cpp_extension._get_build_directory(EXTENSION_NAME, False)).glob(f"{EXTENSION_NAME}*.so"))
+    except Exception:  # a private helper of torch: if it moves, only the note is lost
+        return True
 
 
 def load_extension(verbose: bool = False):
@@ -48,8 +56,10 @@ def load_extension(verbose: bool = False):
             bin_dir = str(Path(sys.executable).parent)
             if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
                 os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+            if not _already_built(cpp_extension):
+                log.warning("note: building the fused tri-plane op once (about a minute; make install does it ahead)")
             _state["ext"] = cpp_extension.load(
-                "nerfw_triplanes", [str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+                EXTENSION_NAME, [str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                 extra_ldflags=["-fopenmp"], verbose=verbose)
         except Exception as exc:  # no compiler, no ninja, no headers: the reference path still works
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -16,6 +16,8 @@ static opacity passes one half: nerfw.rendering.compositing.median_depth). A pix
 * another rendered view agrees on it (its depth there within AGREEMENT_RELATIVE): the multi-view consistency test
   of depth-map fusion, which drops floaters that explain one photo only.
 
+Then statistical outlier removal (``--outlier_std``, default 2: points whose mean distance to their 16 nearest
+neighbours lies more than 2 standard deviations above the cloud's mean) drops isolated floaters and stray pixels.
 Normals come from the cross product of the depth map's neighbouring points (cheap: no extra render), turned
 towards the camera. The cloud is averaged per voxel of ``--voxel`` dataset units (default: the framed radius / 256,
 about a finest-grid cell) and capped at ``--num_points`` (a fixed random subset).
@@ -52,6 +54,7 @@ EDGE_RELATIVE = 0.03  # a pixel is a depth edge when a 4-neighbour's depth diffe
 DEFAULT_WIDTH = 160  # pixels across each rendered training view
 DEFAULT_MAX_VIEWS = 32
 VOXELS_PER_RADIUS = 256
+OUTLIER_NEIGHBOURS = 16  # points: neighbours whose mean distance decides an outlier (remove_outliers)
 DEFAULT_MESH_RESOLUTION = 192
 
 
@@ -122,6 +125,20 @@ def voxel_average(g: Geometry, voxel: float) -> Geometry:
                     normals)
 
 
+def remove_outliers(g: Geometry, std_ratio: float, neighbours: int = OUTLIER_NEIGHBOURS) -> Geometry:
+    """Statistical outlier removal (Rusu et al. 2008; PCL's StatisticalOutlierRemoval): a point is dropped when its
+    mean distance to its `neighbours` nearest points exceeds the cloud's mean of that distance by more than
+    `std_ratio` standard deviations. Isolated floaters and stray pixels go; surfaces stay."""
+    from scipy.spatial import cKDTree
+
+    if std_ratio <= 0 or len(g.points) <= neighbours:
+        return g
+    dist, _ = cKDTree(g.points).query(g.points, neighbours + 1)
+    spacing = dist[:, 1:].mean(axis=1)  # column 0 is the point itself
+    keep = spacing <= spacing.mean() + std_ratio * spacing.std()
+    return Geometry(g.points[keep], g.colors[keep], None if g.normals is None else g.normals[keep])
+
+
 @dataclasses.dataclass
 class PointOptions:
     width: int = DEFAULT_WIDTH
@@ -132,6 +149,7 @@ class PointOptions:
     voxel: float | None = None  # dataset units; None: framed radius / VOXELS_PER_RADIUS
     num_points: int = 1_000_000
     appearance: str | None = None  # a training image's name or index; None: the mean appearance
+    outlier_std: float = 2.0  # statistical outlier removal (remove_outliers); 0: off
 
 
 def appearance_for(run, name: str | None) -> torch.Tensor:
@@ -209,7 +227,7 @@ def export_points(run, opts: PointOptions, progress=None, views_out: list | None
                          f"{opts.min_opacity:g}, transient share <= {opts.max_transient:g}, a depth another view "
                          f"agrees on and lies within {max_distance:.4g} units of the framed centre (lower "
                          "--min_opacity or raise --max_distance)")
-    g = Geometry(g.points[agreed], g.colors[agreed], g.normals[agreed])
+    g = remove_outliers(Geometry(g.points[agreed], g.colors[agreed], g.normals[agreed]), opts.outlier_std)
     if len(g.points) > opts.num_points:
         keep = np.sort(np.random.default_rng(0).choice(len(g.points), opts.num_points, replace=False))
         g = Geometry(g.points[keep], g.colors[keep], g.normals[keep])

@@ -13,7 +13,7 @@ from nerfw.data.scene import CameraView
 from nerfw.synthetic import geometry
 from nerfw.outputs.geometry import (Geometry, MeshOptions, PointOptions, depth_edges, depth_normals,
                                          export_mesh, export_points, keep_large_components, pixel_points,
-                                         voxel_average, write_obj, write_ply)
+                                         remove_outliers, voxel_average, write_obj, write_ply)
 
 
 def exact_scene() -> geometry.Primitives:
@@ -70,6 +70,18 @@ def test_voxel_average_merges_points_per_cell():
     np.testing.assert_allclose(out.points[first], [0.2, 0.2, 0.2])
     np.testing.assert_array_equal(out.colors[first], [100, 50, 25])
     np.testing.assert_allclose(out.normals[first], [0, np.sqrt(0.5), np.sqrt(0.5)])
+
+
+def test_outlier_removal_drops_floaters_and_keeps_the_surface():
+    u, v = np.meshgrid(np.linspace(0, 1, 40), np.linspace(0, 1, 40))
+    plane = np.stack([u.ravel(), v.ravel(), np.zeros(u.size)], axis=1)  # 1,600 points 2.6 cm apart
+    floaters = np.array([[0.5, 0.5, 0.8], [2.0, 2.0, 2.0], [-1.0, 0.3, 0.4]])
+    points = np.concatenate([plane, floaters])
+    g = Geometry(points, np.zeros((len(points), 3), np.uint8), np.tile([0.0, 0.0, 1.0], (len(points), 1)))
+    out = remove_outliers(g, std_ratio=2.0)
+    assert len(out.points) == len(plane) and np.all(out.points[:, 2] == 0)  # every floater gone, no plane point
+    assert len(out.normals) == len(out.points)
+    assert len(remove_outliers(g, std_ratio=0).points) == len(points)  # 0 turns it off
 
 
 def test_small_pieces_are_removed():
