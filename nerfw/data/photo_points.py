@@ -145,14 +145,15 @@ def triangulate_photos(cameras, max_photos: int = MAX_PHOTOS, views: dict[int, P
     t0 = time.time()
     views = {} if views is None else views
     extractor = None
-    for i in spread_evenly(len(cameras), max_photos):
+    chosen = spread_evenly(len(cameras), max_photos)
+    for i in chosen:
         if i not in views:
             extractor = extractor or SiftExtractor(MAX_FEATURES)
             try:
                 views[i] = photo_view(cameras[i], extractor)
             except ImageError:
                 views[i] = None
-    used = [views[i] for i in spread_evenly(len(cameras), max_photos) if views[i] is not None]
+    used = [views[i] for i in chosen if views[i] is not None]
     pairs = neighbour_pairs(used) if len(used) >= 2 else []
     found = [pair_points(used[i], used[j]) for i, j in pairs]
     points = np.concatenate([p for p, _ in found]) if found else np.zeros((0, 3))

@@ -93,7 +93,9 @@ def is_earlier_plane_layout(stored: torch.Tensor, plane: torch.Tensor, version: 
 
 
 def upgrade_plane_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
-    """Adam moments of planes from an earlier checkpoint ([3, F, R, R]) into today's [3, R, R, F] layout."""
+    """Adam moments of planes from an earlier checkpoint ([3, F, R, R]) into today's [3, R, R, F] layout, told by
+    their shape (where R == F both layouts have the same shape and the moments are left as stored: the defaults
+    never have R == F)."""
     for param, state in optimizer.state.items():
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape != param.shape \

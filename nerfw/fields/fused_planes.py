@@ -46,6 +46,8 @@ def _already_built(cpp_extension) -> bool:
 
 def load_extension(verbose: bool = False):
     """The compiled op (built on first use), or None with the reason logged once."""
+    if "ext" in _state or "error" in _state:  # decided already: no lock on the per-call path
+        return _state.get("ext")
     with _lock:
         if "ext" in _state or "error" in _state:
             return _state.get("ext")
