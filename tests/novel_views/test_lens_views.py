@@ -397,6 +397,32 @@ def test_synthesized_views_match_ground_truth(lens_env, selection, synthesized):
     assert mean["pose"] > mean["yaw30"] + 0.5
 
 
+def test_lens_views_benchmark_scores_the_written_views_against_their_exact_renders(lens_env, selection,
+                                                                                   synthesized):
+    """benchmarks/lens_views.py reads poses, intrinsics and lighting back from the written files: its scores are
+    the PSNRs of the synthesized images against the exact renders of the selected poses, computed here."""
+    import sys
+
+    from helpers import BENCHMARKS
+
+    sys.path.insert(0, str(BENCHMARKS))
+    import lens_views
+
+    views, _, _, _ = selection
+    out, _ = synthesized
+    truth, run = lens_env["truth"], lens_env["run"]
+    cam = run.scene.split("train")[0]
+    rows = {r["name"]: r for r in lens_views.score_views(run, out)}
+    assert sorted(rows) == sorted(v.name for v in views)
+    for view in views:
+        app = truth.appearance(rows[view.name]["source"])
+        reference = truth.render(view.T_world_cam, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height,
+                                 appearance=app)["rgb"]
+        img = np.asarray(Image.open(out / view.name).convert("RGB"), np.float64) / 255.0
+        assert rows[view.name]["psnr"] == pytest.approx(psnr(img, reference), abs=0.01)
+        assert rows[view.name]["source"] == run.image_names[view.nearest]
+
+
 def test_cambridge_output_reads_back_with_nerfw_parser(lens_env, selection, synthesized):
     from nerfw.data.loader import load_scene
     from nerfw.data.poses_file import parse_poses_file
