@@ -8,8 +8,11 @@ changes every epoch, and is the same on every rank. Step s of an epoch takes the
 
 Rays of images with a lens distortion go through the real lens: their pixels are undistorted in float64 by
 conventions.pixels_to_normalized (one call per lens in the batch). A pixel outside the lens model's invertible
-domain (NaN there, or a solution on the far side of the model's fold: see in_lens_domain) falls back to its
-pinhole direction; such pixels are counted and warned about once.
+domain (NaN there, or a solution on the far side of the model's fold: see in_lens_domain) has no ray the model
+can define: a strong barrel term fitted by COLMAP to a whole collection (k1 = -0.55 folds at a distorted radius of
+0.52 focal lengths) puts image corners there. Training never uses such a pixel: the batcher draws another pixel of
+the same image in its place (a fixed pseudo-random one inside the domain) and says so once. CameraTable, asked for
+the ray of such a pixel directly, falls back to its pinhole direction and counts it.
 """
 from __future__ import annotations
 
@@ -74,7 +77,7 @@ class RayBatch:
 class CameraTable:
     """Per-image camera arrays in the model frame, for making rays of any pixel of any image."""
 
-    def __init__(self, cameras: list[CameraView], normalization: Normalization):
+    def __init__(self, cameras: list[CameraView], normalization: Normalization, warn: bool = True):
         poses = np.stack([normalization.pose_to_model(c.T_world_cam) for c in cameras])
         self.R = torch.tensor(poses[:, :3, :3], dtype=torch.float32)  # [n, 3, 3]
         self.t = torch.tensor(poses[:, :3, 3], dtype=torch.float32)  # [n, 3]
@@ -100,9 +103,11 @@ class CameraTable:
             border[size][1] += 1
         self.build_tables([])  # none until the caller names the images it will draw pixel centres from
         self.outside_domain = 0  # rays made so far whose pixel lay outside its lens model's domain
+        # (lens, W, H) with border pixels outside the lens domain: where a lens model folds inside its images
+        self.folding = {size for size, (n, _) in border.items() if n}
         affected = [(n, k) for n, k in border.values() if n]
-        self._warned = bool(affected)  # warn once: here, or at the first batch that meets such a pixel
-        if affected:
+        self._warned = bool(affected) or not warn  # warn once: here, or at the first batch that meets such a pixel
+        if affected and warn:
             warnings.warn(outside_domain_message(sum(n * k for n, k in affected), sum(k for _, k in affected),
                                                  "border pixels"), RuntimeWarning, stacklevel=2)
 
@@ -185,15 +190,53 @@ class RayBatcher:
 
     def __init__(self, cache, cameras: list[CameraView], train_ids: list[int], normalization: Normalization,
                  batch_size: int, world_size: int = 1, seed: int = 0):
-        self.cache, self.table = cache, CameraTable(cameras, normalization)
+        self.cache, self.table = cache, CameraTable(cameras, normalization, warn=False)
         self.train_ids = np.asarray(train_ids, dtype=np.int64)
         self.table.build_tables(self.train_ids)
+        self.inside = self.pixels_inside_lens_domain()
         sizes = np.asarray([cameras[i].width * cameras[i].height for i in train_ids], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(sizes)])  # [n_train + 1]
         self.n_pixels = int(self.starts[-1])
         self.batch_size, self.world_size, self.seed = batch_size, world_size, seed
         self.depth_scale = normalization.scale
         self.steps_per_epoch = max(1, self.n_pixels // (batch_size * world_size))
+
+    def pixels_inside_lens_domain(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """For each training image whose lens model folds inside it: (outside [W H] bool, the row-major indices of
+        its pixels inside the domain). Warns once with how many training pixels are left out."""
+        table, per_size, inside = self.table, {}, {}
+        for i in self.train_ids:
+            size = (int(table.lens_of_image[i]), *map(int, table.sizes[i]))
+            if size not in table.folding:
+                continue
+            if size not in per_size:
+                _, outside = pixel_centre_table(table.lenses[size[0]], size[1], size[2])
+                per_size[size] = (outside, np.flatnonzero(~outside))
+            if len(per_size[size][1]):  # a lens with no pixel inside its domain keeps the pinhole fallback
+                inside[int(i)] = per_size[size]
+        if inside:
+            n_out = sum(int(inside[i][0].sum()) for i in inside)
+            warnings.warn(f"{n_out} pixels of {len(inside)} training image(s) lie outside their lens model's "
+                          "invertible domain (the distortion polynomial folds back there, so they have no ray): "
+                          "training leaves them out and draws other pixels of the same images instead",
+                          RuntimeWarning, stacklevel=3)
+        return inside
+
+    def replace_outside_pixels(self, image_ids: np.ndarray, local: np.ndarray, pix: np.ndarray) -> np.ndarray:
+        """local pixel indices with those outside their lens domain replaced by a pixel of the same image inside
+        it, chosen by a hash of the global pixel id (the same on every rank and run)."""
+        if not self.inside:
+            return local
+        local = local.copy()
+        for i in np.unique(image_ids):
+            if int(i) not in self.inside:
+                continue
+            outside, inside = self.inside[int(i)]
+            rows = np.flatnonzero((image_ids == i) & outside[local])
+            if len(rows):
+                pick = _round_hash(pix[rows].astype(np.uint64), self.seed, 7) % np.uint64(len(inside))
+                local[rows] = inside[pick.astype(np.int64)]
+        return local
 
     def pixel_indices(self, epoch: int, step: int, rank: int) -> np.ndarray:
         """Global training-pixel ids of this rank's share of the step. [batch_size] int64."""
@@ -205,7 +248,7 @@ class RayBatcher:
         pix = self.pixel_indices(epoch, step, rank)
         k = np.searchsorted(self.starts, pix, side="right") - 1  # which training image
         image_ids = self.train_ids[k]
-        local = pix - self.starts[k]
+        local = self.replace_outside_pixels(image_ids, pix - self.starts[k], pix)
         widths = self.table.sizes[image_ids, 0]
         flat = self.cache.offsets[image_ids] + local  # index into the flat pixel array
         order = np.argsort(flat)  # memmap reads in file order are faster

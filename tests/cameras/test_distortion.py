@@ -276,6 +276,54 @@ def test_rays_outside_the_lens_domain_fall_back_to_pinhole_and_warn_once():
     np.testing.assert_allclose(d[1:, :2].numpy(), cv.undistort(lens, (uv[1:].numpy() - 10.0) / 10.0), atol=1e-6)
 
 
+def test_training_never_uses_pixels_outside_the_lens_domain():
+    """A lens that folds inside its image (k1 = -0.6: no ray beyond a distorted radius of 0.497 focal lengths):
+    every batch pixel of that image lies inside the domain, its colour is the colour of the pixel its ray goes
+    through, the choice is the same on every call, and a warning says how many pixels are left out. An image
+    with a regular lens keeps every pixel, in the same order as without the folding image."""
+
+    class Cache:
+        offsets = np.array([0, 400, 800])
+        pixels = np.arange(800 * 3, dtype=np.int64).reshape(800, 3).astype(np.uint8)  # colour = a pixel's id
+        depth = None
+
+    Cache.pixels[:, 0], Cache.pixels[:, 1] = np.arange(800) % 256, np.arange(800) // 256  # id in two channels
+    folding = Distortion("opencv", [-0.6])
+    cams = [CameraView(f"im{i}.png", None, "train", 20, 20, 10.0, 10.0, 10.0, 10.0, cv.make_T(np.eye(3), [i, 0, 0]),
+                       0.1, 10.0, distortion=folding if i == 0 else Distortion("opencv", [-0.05])) for i in range(2)]
+    norm = Normalization(np.zeros(3), 1.0)
+    with pytest.warns(RuntimeWarning, match=r"(\d+) pixels of 1 training image\(s\) lie outside") as record:
+        batcher = RayBatcher(Cache(), cams, [0, 1], norm, batch_size=200)
+    u, v = np.meshgrid(np.arange(20) + 0.5, np.arange(20) + 0.5)
+    xy_d = np.stack([(u.ravel() - 10) / 10, (v.ravel() - 10) / 10], -1)
+    outside = np.hypot(xy_d[:, 0], xy_d[:, 1]) > 0.497  # the fold of 1 - 0.6 r^2, as a distorted radius
+    assert f"{int(outside.sum())} pixels" in str(record[0].message)
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no per-batch pinhole warning: no batch meets such a pixel
+        for step in range(batcher.steps_per_epoch):
+            batch = batcher.batch(0, step)
+            ids = batch.rgb.numpy() * 255
+            pixel = np.round(ids[:, 0] + 256 * ids[:, 1]).astype(np.int64)  # the cache pixel each colour came from
+            image = batch.image_ids.numpy()
+            assert np.array_equal(image, (pixel >= 400).astype(np.int64))
+            in_image0 = pixel[image == 0]
+            assert not outside[in_image0].any()
+            seen.append(pixel)
+            # the ray is the lens model's ray of that very pixel
+            rows = image == 0
+            _, d = cv.camera_rays(10.0, 10.0, 10.0, 10.0, cams[0].T_world_cam,
+                                  np.stack([u.ravel()[in_image0], v.ravel()[in_image0]], -1), folding)
+            np.testing.assert_allclose(batch.rays_d.numpy()[rows], d, atol=1e-5)
+    assert batcher.table.outside_domain == 0
+    seen = np.concatenate(seen)
+    assert np.array_equal(np.sort(seen[seen >= 400]), np.arange(400, 800))  # the regular image: each pixel once
+    assert set(seen[seen < 400]) <= set(np.flatnonzero(~outside))
+    with pytest.warns(RuntimeWarning):
+        again = RayBatcher(Cache(), cams, [0, 1], norm, batch_size=200)  # another process (rank) or a resumed run
+    assert np.array_equal(again.batch(0, 1).rgb.numpy(), batcher.batch(0, 1).rgb.numpy())
+
+
 def write_cambridge(root: Path, radials=(0.05, -0.03), focals=(20.0, 22.0)) -> Path:
     (root / "seq1").mkdir(parents=True)
     header = "Visual Landmark Dataset V1\nImageFile, Camera Position [X Y Z W P Q R]\n\n"
