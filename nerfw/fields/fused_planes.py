@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("triplane_kernel.cpp")
+# The CPU ops: tri-plane sampling, and the field's MLPs for inference (nerfw/fields/fused_mlp.py).
+SOURCES = [Path(__file__).with_name("triplane_kernel.cpp"), Path(__file__).with_name("field_mlp_kernel.cpp")]
 EXTENSION_NAME = "nerfw_triplanes"
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 _lock = threading.Lock()
@@ -61,7 +62,7 @@ def load_extension(verbose: bool = False):
             if not _already_built(cpp_extension):
                 log.warning("note: building the fused tri-plane op once (about a minute; make install does it ahead)")
             _state["ext"] = cpp_extension.load(
-                EXTENSION_NAME, [str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+                EXTENSION_NAME, [str(p) for p in SOURCES], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                 extra_ldflags=["-fopenmp"], verbose=verbose)
         except Exception as exc:  # no compiler, no ninja, no headers: the reference path still works
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

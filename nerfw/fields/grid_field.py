@@ -12,6 +12,7 @@ from torch import nn
 from nerfw.fields.config import ModelConfig
 from nerfw.fields.contraction import contract
 from nerfw.fields.encodings import TriPlanes
+from nerfw.fields.fused_mlp import fused_mlp_applies, fused_static_field
 from nerfw.fields.heads import FieldOutput, NeRFWHeads, SkyHead
 
 # contract() maps space into the ball of radius 2; the planes cover [-1, 1].
@@ -59,10 +60,16 @@ class GridNeRFW(nn.Module):
         return F.softplus(h[:, 0] + self.density_bias)
 
     def forward(self, x: torch.Tensor, dirs: torch.Tensor, image_ids: torch.Tensor,
-                appearance: torch.Tensor | None = None, use_transient: bool = True) -> FieldOutput:
-        """x [R, S, 3] model-frame points, dirs [R, 3] unit, image_ids [R]."""
+                appearance: torch.Tensor | None = None, use_transient: bool = True,
+                fused_inference: bool = False) -> FieldOutput:
+        """x [R, S, 3] model-frame points, dirs [R, 3] unit, image_ids [R]. fused_inference: the MLPs by the fused
+        CPU op where it applies (nerfw/fields/fused_mlp.py; the fast renderer asks for it)."""
         R, S, _ = x.shape
-        h = self.density(self.encoding(to_grid_coords(x.reshape(R * S, 3)))).reshape(R, S, -1)
+        enc = self.encoding(to_grid_coords(x.reshape(R * S, 3)))
+        if fused_inference and fused_mlp_applies(self, enc, use_transient):
+            sigma, rgb = fused_static_field(self, enc, dirs, image_ids, appearance, S)
+            return FieldOutput(sigma=sigma.reshape(R, S), rgb=rgb.reshape(R, S, 3))
+        h = self.density(enc).reshape(R, S, -1)
         sigma = F.softplus(h[..., 0] + self.density_bias)  # [R, S]
         return self.heads(h[..., 1:], dirs, image_ids, appearance, use_transient, sigma)
 

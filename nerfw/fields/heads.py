@@ -80,13 +80,17 @@ class NeRFWHeads(nn.Module):
             return self.appearance(image_ids)
         return appearance.to(self.appearance.weight.dtype).expand(image_ids.shape[0], self.a_dim)
 
+    def colour_condition(self, dirs: torch.Tensor, image_ids: torch.Tensor,
+                         appearance: torch.Tensor | None) -> torch.Tensor:
+        """The colour head's per-ray input [R, a_dim + C]: the appearance code and the encoded direction."""
+        cond = positional_encoding(dirs, self.n_dir_freq)  # [R, 27]
+        codes = self.appearance_codes(image_ids, appearance)
+        return cond if codes is None else torch.cat([codes, cond], dim=-1)
+
     def forward(self, feat: torch.Tensor, dirs: torch.Tensor, image_ids: torch.Tensor,
                 appearance: torch.Tensor | None, use_transient: bool, sigma: torch.Tensor) -> FieldOutput:
         """feat [R, S, F] per sample; dirs [R, 3] unit; image_ids [R]; sigma [R, S] (computed by the field)."""
-        cond = positional_encoding(dirs, self.n_dir_freq)  # [R, 27]
-        codes = self.appearance_codes(image_ids, appearance)
-        if codes is not None:
-            cond = torch.cat([codes, cond], dim=-1)
+        cond = self.colour_condition(dirs, image_ids, appearance)
         out = FieldOutput(sigma=sigma, rgb=torch.sigmoid(self.color(feat, cond)))
         if use_transient and self.transient is not None:
             raw = self.transient(feat, self.transient_embedding(image_ids))  # [R, S, 5]

@@ -209,7 +209,15 @@ std::vector<torch::Tensor> triplanes_backward(std::vector<torch::Tensor> planes,
   return backward_dispatch<float>(planes, x, feats, grad_out);
 }
 
+// field_mlp_kernel.cpp
+std::vector<torch::Tensor> field_mlp_forward(const torch::Tensor& enc, const torch::Tensor& cond, int64_t samples,
+                                             const std::vector<torch::Tensor>& density_wts,
+                                             const std::vector<torch::Tensor>& density_biases,
+                                             const std::vector<torch::Tensor>& colour_wts,
+                                             const std::vector<torch::Tensor>& colour_biases, double density_bias);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &triplanes_forward, "fused tri-plane sampling (forward)");
   m.def("backward", &triplanes_backward, "fused tri-plane sampling (gradients of the planes)");
+  m.def("field_mlp_forward", &field_mlp_forward, "the grid field's MLPs per sample, for inference");
 }

@@ -137,4 +137,4 @@ class FastGridRenderer:
             return baked(to_grid_coords(x.reshape(-1, 3))).reshape(x.shape[:-1])
 
         return self.renderer.render(rays_o, rays_d, near, far, image_ids, appearance, False, 0.0, baked_density,
-                                    s.bake_samples, s.field_samples, bf16_field=bf16)
+                                    s.bake_samples, s.field_samples, bf16_field=bf16, fused_mlp=not bf16)

@@ -139,10 +139,12 @@ class GridRenderer(nn.Module):
                            self.proposal_net, self.cfg.proposal_samples, self.cfg.grid_samples)
 
     def render(self, rays_o, rays_d, near, far, image_ids, appearance, use_transient: bool, jitter: float,
-               proposal_density, n_proposal: int, n_field: int, bf16_field: bool = False) -> RenderOutput:
+               proposal_density, n_proposal: int, n_field: int, bf16_field: bool = False,
+               fused_mlp: bool = False) -> RenderOutput:
         """The pipeline with its parts as arguments: ``proposal_density`` maps points [N, P, 3] to sigma [N, P]
         (the proposal network in training; a baked volume in nerfw.model.fast_render), ``n_proposal`` and
-        ``n_field`` intervals per ray, and the field's MLPs optionally under bfloat16 autocast."""
+        ``n_field`` intervals per ray, the field's MLPs optionally under bfloat16 autocast or (fused_mlp) by the
+        fused CPU op where it applies (nerfw/fields/fused_mlp.py)."""
         cfg = self.cfg
         n = rays_o.shape[0]
         ray_norm = rays_d.norm(dim=-1)  # [N]
@@ -158,7 +160,8 @@ class GridRenderer(nn.Module):
         t_f = edges_from_spacing(s_f, near, far, linear)
         mid = 0.5 * (t_f[:, 1:] + t_f[:, :-1])  # [N, S]
         with torch.autocast(device_type=rays_o.device.type, dtype=torch.bfloat16, enabled=bf16_field):
-            f = self.field(self._midpoints(rays_o, rays_d, t_f), dirs, image_ids, appearance, use_transient)
+            f = self.field(self._midpoints(rays_o, rays_d, t_f), dirs, image_ids, appearance, use_transient,
+                           fused_inference=fused_mlp)
         sigma, rgb = (f.sigma.float(), f.rgb.float()) if bf16_field else (f.sigma, f.rgb)  # composite in fp32
         sky = self.field.sky_color(dirs, image_ids, appearance)  # None without a sky head
         comp = composite_nerfw(sigma, rgb, deltas_from_edges(t_f, ray_norm), mid, beta_min=cfg.beta_min,
