@@ -5,6 +5,7 @@ bilinear features of the xy, xz and yz planes multiplied together (K-Planes Sec.
 Planes are stored [3, R, R, F] (channels last).
 
 * **Fused (CPU)**: nerfw/fields/triplane_kernel.cpp, built with torch's JIT extension builder on first use
+  (one extension with the fast renderer's fused MLPs, field_mlp_kernel.cpp: nerfw/fields/fused_mlp.py)
   (about 40 s; `make install` builds it ahead) and cached by torch (``TORCH_EXTENSIONS_DIR``, default
   ``~/.cache/torch_extensions``). A tap reads or writes F contiguous floats, and the backward scatters each plane in
   its own thread task. Measured on the 2-core AMD EPYC of docs/benchmarks.md: see docs/model.md "Fused tri-plane
@@ -119,9 +120,9 @@ def main() -> int:
     """`python -m nerfw.fields.fused_planes`: build the op now (make install does) and say whether it works."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if load_extension() is None:
-        print(f"fused tri-plane sampling: not built ({_state.get('error')}); nerfw uses grid_sample")
+        print(f"fused CPU ops: not built ({_state.get('error')}); nerfw uses grid_sample and torch's MLPs")
         return 0  # not an error: the reference path works everywhere
-    print(f"fused tri-plane sampling: built ({_state['ext'].__file__})")
+    print(f"fused CPU ops (tri-plane sampling, inference MLPs): built ({_state['ext'].__file__})")
     return 0
 
 
