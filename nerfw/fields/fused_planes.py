@@ -61,7 +61,7 @@ def load_extension(verbose: bool = False):
             if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
                 os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
             if not _already_built(cpp_extension):
-                log.warning("note: building the fused tri-plane op once (about a minute; make install does it ahead)")
+                log.warning("note: building the fused CPU ops once (about a minute; make install does it ahead)")
             _state["ext"] = cpp_extension.load(
                 EXTENSION_NAME, [str(p) for p in SOURCES], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                 extra_ldflags=["-fopenmp"], verbose=verbose)
