@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
-	# the fused tri-plane op (C++, ~40 s); nerfw falls back to grid_sample where it cannot be built
+	# the fused CPU ops (C++, about a minute): tri-plane sampling and the fast renderer's MLPs; nerfw falls back
+	# to grid_sample and torch's layers where they cannot be built
 	$(BIN)/python -m nerfw.fields.fused_planes
 	touch $(STAMP)
 
