@@ -27,6 +27,7 @@ from nerfw.model.appearance_fit import (
     FitOptions,
     fit_appearance,
     left_part,
+    lens_defined,
     resolve_fit_method,
     scored_part,
 )
@@ -137,9 +138,23 @@ def score_image(run, image_id: int, camera, mode: str, fit: FitOptions,
         vec = appearance_for(run, camera, image_id, gt, mode, dataclasses.replace(fit, method="full"))
         out = render_camera(run.model, camera, run.normalization, chunk, appearance=vec, image_id=image_id)
     scored = slice(camera.width // 2, None) if mode == "fit_left_half" else slice(None)
-    row = {"name": camera.name, "psnr": metrics.psnr(out["rgb"][:, scored], gt[:, scored]),
-           "ssim": metrics.ssim(out["rgb"][:, scored], gt[:, scored])}
+    defined = lens_defined(camera)
+    defined = None if defined is None else defined.numpy().reshape(camera.height, camera.width)[:, scored]
+    row = {"name": camera.name, **scores(out["rgb"][:, scored], gt[:, scored], defined)}
     return row, gt, out, method
+
+
+def scores(image: np.ndarray, gt: np.ndarray, defined: np.ndarray | None) -> dict:
+    """PSNR and SSIM of a render against its photo, over the pixels that have a ray (defined [H, W] bool, None:
+    all). Pixels outside a folding lens's domain are left out of the PSNR and, for the SSIM windows, take the same
+    colour in render and photo (the photo's mean over the pixels with a ray); their count is reported."""
+    if defined is None or defined.all():
+        return {"psnr": metrics.psnr(image, gt), "ssim": metrics.ssim(image, gt)}
+    fill = gt[defined].mean(axis=0)
+    same = ~defined[..., None]
+    ssim = metrics.ssim(np.where(same, fill, image), np.where(same, fill, gt))
+    return {"psnr": metrics.psnr(image[defined], gt[defined]), "ssim": ssim,
+            "pixels_without_ray": int((~defined).sum())}
 
 
 def protocol_record(run, split: str, mode: str, fit: FitOptions, methods: set) -> dict:
@@ -155,7 +170,8 @@ def protocol_record(run, split: str, mode: str, fit: FitOptions, methods: set) -
 def write_metrics(out_dir: Path, result: dict, rows: list[dict]) -> None:
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     with open(out_dir / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["name", "psnr", "ssim"])
+        extra = ["pixels_without_ray"] if any("pixels_without_ray" in r for r in rows) else []
+        writer = csv.DictWriter(fh, fieldnames=["name", "psnr", "ssim", *extra])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -194,6 +210,10 @@ def evaluate(run, split: str = "test", mode: str = "fit_left_half", fit: FitOpti
         "protocol": protocol_record(run, split, mode, fit, methods),
         "per_image": rows,
     }
+    without_ray = sum(r.get("pixels_without_ray", 0) for r in rows)
+    if without_ray:  # a lens model that folds inside the images: those pixels have no ray and are not scored
+        result["pixels_without_ray"] = without_ray
+        log(f"{without_ray} scored pixels lie outside their lens model's domain (no ray): left out of PSNR/SSIM")
     seconds = {"split": time.perf_counter() - started}  # wall time: fits, renders, scores and panels
     started = time.perf_counter()
     groundtruth = synthetic_ground_truth_scores(run, chunk, log)

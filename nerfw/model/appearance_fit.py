@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from nerfw.cameras.pixels import border_pixels, lens_normalized_mask
 from nerfw.fields.encodings import positional_encoding
 from nerfw.fields.heads import ConditionedMLP, NeRFWHeads
 from nerfw.model.nerfw_model import GridRenderer, MLPRenderer
@@ -174,6 +175,20 @@ def scored_part(camera) -> torch.Tensor:
     return torch.nonzero(pixel_columns(camera) >= camera.width // 2).squeeze(-1)
 
 
+def lens_defined(camera) -> torch.Tensor | None:
+    """[W H] bool, row-major: the pixels inside the camera's lens-model domain (those with a ray; see
+    nerfw.cameras.pixels), or None when every pixel has one. Only a lens that folds inside its image leaves some
+    out (its border is checked first, so most cameras cost nothing); training never learns from them either."""
+    if camera.distortion is None or camera.distortion.is_identity:
+        return None
+    intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
+    if not lens_normalized_mask(*intrinsics, border_pixels(camera.width, camera.height), camera.distortion)[1].any():
+        return None
+    v, u = np.meshgrid(np.arange(camera.height) + 0.5, np.arange(camera.width) + 0.5, indexing="ij")
+    _, outside = lens_normalized_mask(*intrinsics, np.stack([u.ravel(), v.ravel()], -1), camera.distortion)
+    return torch.from_numpy(~outside)
+
+
 @dataclass
 class FitOptions:
     """How :func:`fit_appearance` optimises an embedding."""
@@ -212,6 +227,10 @@ def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, 
     if method == "cached" and cache is None:
         cache = ColourCache.build(model, o[left], d[left], near[left], far[left], image_id, opts.chunk)
     target = torch.as_tensor(gt.reshape(-1, 3), device=device)[left]
+    defined = lens_defined(camera)  # pixels without a ray (outside a folding lens's domain) are never drawn
+    drawable = None if defined is None else torch.nonzero(defined.to(device)[left]).squeeze(-1)
+    if drawable is not None and not len(drawable):
+        return init.detach().clone()  # no pixel of the left part has a ray: nothing to fit on
     vec = torch.nn.Parameter(init.detach().clone().to(device))
     optimizer = torch.optim.Adam([vec], lr=opts.lr)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
@@ -223,7 +242,10 @@ def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, 
     model.eval()
     try:
         for _ in range(opts.steps):
-            pick = torch.randint(len(left), (min(opts.rays_per_step, len(left)),), generator=generator).to(device)
+            n = len(left) if drawable is None else len(drawable)
+            pick = torch.randint(n, (min(opts.rays_per_step, n),), generator=generator).to(device)
+            if drawable is not None:
+                pick = drawable[pick]
             optimizer.zero_grad()
             if method == "cached":  # the mean squared error over the pick, summed in pieces (same gradient)
                 for i in range(0, len(pick), piece):

@@ -231,3 +231,33 @@ def test_idle_cores_on_this_machine_are_within_its_cores():
     if idle is None:
         pytest.skip("no /proc/stat here")
     assert -1e-9 <= idle <= len(cores) + 1e-9
+
+
+@pytest.mark.parametrize("method", ["cached", "full"])
+def test_pixels_without_a_ray_are_neither_fitted_nor_scored(method):
+    """A lens that folds inside its image (k1 = -0.6) leaves its corners without a ray: the left-half fit never
+    draws them and the right half is scored without them (a NaN photo colour there would spread otherwise)."""
+    from nerfw.cameras.conventions import Distortion
+    from nerfw.evaluation.evaluate import scores
+    from nerfw.model.appearance_fit import lens_defined
+
+    model = trained_like_model(seed=9)
+    camera = CameraView("a.png", None, "test", 20, 16, 10.0, 10.0, 10.0, 8.0, np.eye(4), 0.1, 10.0,
+                        distortion=Distortion("opencv", [-0.6]))
+    defined = lens_defined(camera).numpy().reshape(16, 20)
+    x, y = np.meshgrid((np.arange(20) + 0.5 - 10) / 10, (np.arange(16) + 0.5 - 8) / 10)
+    np.testing.assert_array_equal(defined, np.hypot(x, y) <= 0.497)  # the fold of 1 - 0.6 r^2, distorted radius
+    gt = np.full((16, 20, 3), 0.4)
+    gt[~defined] = np.nan
+    vec = fit_appearance(model, camera, Normalization(np.zeros(3), 1.0), gt, 0, model.appearance_vector(mean=True),
+                         FitOptions(steps=20, method=method))
+    assert torch.isfinite(vec).all() and not torch.equal(vec, model.appearance_vector(mean=True))
+    image = np.random.default_rng(0).random((16, 20, 3))
+    right = slice(10, None)
+    s = scores(image[:, right], gt[:, right], defined[:, right])
+    assert s["pixels_without_ray"] == int((~defined[:, right]).sum()) > 0
+    assert s["psnr"] == pytest.approx(psnr(image[:, right][defined[:, right]], gt[:, right][defined[:, right]]))
+    assert np.isfinite(s["ssim"])
+    pinhole = CameraView("b.png", None, "test", 20, 16, 10.0, 10.0, 10.0, 8.0, np.eye(4), 0.1, 10.0)
+    assert lens_defined(pinhole) is None
+    assert "pixels_without_ray" not in scores(image, np.full_like(image, 0.4), None)
