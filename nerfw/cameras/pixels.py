@@ -4,6 +4,8 @@ A pixel outside the lens model's invertible domain (NaN there, or a solution on 
 see conventions.in_lens_domain) falls back to its pinhole direction; such pixels are counted so callers can warn."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from nerfw.cameras.conventions import Distortion, in_lens_domain, pixels_to_normalized
@@ -55,6 +57,21 @@ def pixel_centre_table(lens: tuple, width: int, height: int) -> tuple[np.ndarray
     """lens_normalized_mask of every pixel centre of a width x height image, row-major: ([W H, 2], [W H])."""
     v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
     return lens_normalized_mask(*lens[:4], np.stack([u.ravel(), v.ravel()], -1), lens[4])
+
+
+@functools.lru_cache(maxsize=16)
+def pixels_without_ray(lens: tuple, width: int, height: int) -> np.ndarray | None:
+    """[W H] bool, row-major (read-only): the pixel centres of a width x height image outside the lens model's
+    domain (a lens that folds inside the image leaves them without a ray), or None when there are none. The
+    border, where a lens leaves its domain first, is checked before the whole image. Training (RayBatcher) and
+    `nerfw eval` leave these pixels out."""
+    if lens[4] is None or lens[4].is_identity:
+        return None
+    if not lens_normalized_mask(*lens[:4], border_pixels(width, height), lens[4])[1].any():
+        return None
+    outside = pixel_centre_table(lens, width, height)[1]
+    outside.setflags(write=False)
+    return outside
 
 
 def outside_domain_message(n_pixels: int, n_images: int, what: str) -> str:

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from nerfw.cameras.pixels import border_pixels, lens_normalized_mask
+from nerfw.cameras.pixels import pixels_without_ray
 from nerfw.fields.encodings import positional_encoding
 from nerfw.fields.heads import ConditionedMLP, NeRFWHeads
 from nerfw.model.nerfw_model import GridRenderer, MLPRenderer
@@ -176,17 +176,11 @@ def scored_part(camera) -> torch.Tensor:
 
 
 def lens_defined(camera) -> torch.Tensor | None:
-    """[W H] bool, row-major: the pixels inside the camera's lens-model domain (those with a ray; see
-    nerfw.cameras.pixels), or None when every pixel has one. Only a lens that folds inside its image leaves some
-    out (its border is checked first, so most cameras cost nothing); training never learns from them either."""
-    if camera.distortion is None or camera.distortion.is_identity:
-        return None
-    intrinsics = (camera.fx, camera.fy, camera.cx, camera.cy)
-    if not lens_normalized_mask(*intrinsics, border_pixels(camera.width, camera.height), camera.distortion)[1].any():
-        return None
-    v, u = np.meshgrid(np.arange(camera.height) + 0.5, np.arange(camera.width) + 0.5, indexing="ij")
-    _, outside = lens_normalized_mask(*intrinsics, np.stack([u.ravel(), v.ravel()], -1), camera.distortion)
-    return torch.from_numpy(~outside)
+    """[W H] bool, row-major: the pixels that have a ray through the camera's lens model (see
+    nerfw.cameras.pixels.pixels_without_ray), or None when every pixel has one."""
+    outside = pixels_without_ray((camera.fx, camera.fy, camera.cx, camera.cy, camera.distortion), camera.width,
+                                 camera.height)
+    return None if outside is None else torch.from_numpy(~outside)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from nerfw.cameras.pixels import (
     lens_normalized,
     outside_domain_message,
     pixel_centre_table,
+    pixels_without_ray,
     tables_pay_off,
 )
 from nerfw.data.scene import CameraView, Normalization
@@ -103,8 +104,6 @@ class CameraTable:
             border[size][1] += 1
         self.build_tables([])  # none until the caller names the images it will draw pixel centres from
         self.outside_domain = 0  # rays made so far whose pixel lay outside its lens model's domain
-        # (lens, W, H) with border pixels outside the lens domain: where a lens model folds inside its images
-        self.folding = {size for size, (n, _) in border.items() if n}
         affected = [(n, k) for n, k in border.values() if n]
         self._warned = bool(affected) or not warn  # warn once: here, or at the first batch that meets such a pixel
         if affected and warn:
@@ -206,13 +205,13 @@ class RayBatcher:
         its pixels inside the domain). Warns once with how many training pixels are left out."""
         table, per_size, inside = self.table, {}, {}
         for i in self.train_ids:
-            size = (int(table.lens_of_image[i]), *map(int, table.sizes[i]))
-            if size not in table.folding:
+            if table.lens_of_image[i] < 0:
                 continue
+            size = (int(table.lens_of_image[i]), *map(int, table.sizes[i]))
             if size not in per_size:
-                _, outside = pixel_centre_table(table.lenses[size[0]], size[1], size[2])
-                per_size[size] = (outside, np.flatnonzero(~outside))
-            if len(per_size[size][1]):  # a lens with no pixel inside its domain keeps the pinhole fallback
+                outside = pixels_without_ray(table.lenses[size[0]], size[1], size[2])
+                per_size[size] = None if outside is None else (outside, np.flatnonzero(~outside))
+            if per_size[size] is not None and len(per_size[size][1]):  # none inside: the pinhole fallback stays
                 inside[int(i)] = per_size[size]
         if inside:
             n_out = sum(int(inside[i][0].sum()) for i in inside)
