@@ -42,7 +42,8 @@ def parse_args(argv):
                         "float32; epochs: the trainer's --epochs, default 20, which sets the learning-rate decay; "
                         "options: more `nerfw train` options, e.g. plane_tv_weight=1e-4)")
     p.add_argument("--target_psnr", type=float, default=25.0)
-    p.add_argument("--fit_steps", type=int, default=30, help="appearance-fit steps per test image (as nerfw demo)")
+    p.add_argument("--fit_steps", type=int, default=100,
+                   help="appearance-fit steps per test image (as nerfw demo and nerfw eval; gpu.json used 30)")
     p.add_argument("--max_images", type=int, default=0, help="score the first N test images (0: all)")
     p.add_argument("--render_repeats", type=int, default=10)
     p.add_argument("--chunk", type=int, default=65536, help="rays per forward pass when rendering")

@@ -44,8 +44,8 @@ class DemoOptions:
     """folder where the scene, run and outputs go"""
     minutes: float = 6.0
     """training wall-clock budget in minutes; more gives a sharper model"""
-    fit_steps: int = 30
-    """Adam steps of the appearance fit per test image (NeRF-W protocol; `nerfw eval` uses 100)"""
+    fit_steps: int = 100
+    """Adam steps of the appearance fit per test image (NeRF-W protocol; the same default as `nerfw eval`)"""
     seed: int = 0
     """random seed of the scene and of training"""
 

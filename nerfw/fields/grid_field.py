@@ -44,7 +44,7 @@ class GridNeRFW(nn.Module):
                                      nn.Linear(cfg.grid_hidden, 1 + cfg.grid_geo_features))
         self.heads = NeRFWHeads(n_images, cfg.grid_geo_features, cfg.grid_hidden, cfg.grid_color_layers,
                                 cfg.grid_transient_layers, cfg.N_dir_freq, cfg.a_dim, cfg.t_dim,
-                                cfg.encode_a, cfg.encode_t)
+                                cfg.encode_a, cfg.encode_t, cfg.a_init_std)
         self.sky = SkyHead(cfg.N_dir_freq, cfg.a_dim if cfg.encode_a else 0, cfg.grid_hidden) \
             if cfg.sky and cfg.unbounded else None
 

@@ -60,12 +60,14 @@ class NeRFWHeads(nn.Module):
     Owns the per-image embedding tables (sized n_images: train and test images)."""
 
     def __init__(self, n_images: int, feat_dim: int, hidden: int, color_layers: int, transient_layers: int,
-                 n_dir_freq: int, a_dim: int, t_dim: int, encode_a: bool, encode_t: bool):
+                 n_dir_freq: int, a_dim: int, t_dim: int, encode_a: bool, encode_t: bool, a_init_std: float = 1.0):
         super().__init__()
         self.n_dir_freq = n_dir_freq
         self.a_dim = a_dim if encode_a else 0
-        # nn.Embedding's N(0, 1) initialisation, as NeRFW-pytorch.
         self.appearance = nn.Embedding(n_images, a_dim) if encode_a else None
+        if self.appearance is not None:  # N(0, a_init_std^2), scaled from nn.Embedding's N(0, 1) (NeRFW-pytorch's)
+            with torch.no_grad():
+                self.appearance.weight.mul_(a_init_std)
         self.color = ConditionedMLP(feat_dim, self.a_dim + pe_dim(3, n_dir_freq), hidden, color_layers, 3)
         self.transient_embedding = nn.Embedding(n_images, t_dim) if encode_t else None
         self.transient = ConditionedMLP(feat_dim, t_dim, hidden, transient_layers, 5) if encode_t else None

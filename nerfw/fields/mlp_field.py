@@ -24,7 +24,7 @@ class NeRFWMLP(nn.Module):
         self.sigma = nn.Linear(cfg.W, 1)
         self.feature = nn.Linear(cfg.W, cfg.W)
         self.heads = NeRFWHeads(n_images, cfg.W, cfg.W // 2, 1, cfg.transient_layers, cfg.N_dir_freq,
-                                cfg.a_dim, cfg.t_dim, encode_a, encode_t)
+                                cfg.a_dim, cfg.t_dim, encode_a, encode_t, cfg.a_init_std)
 
     def trunk_features(self, x: torch.Tensor) -> torch.Tensor:
         """Trunk output [..., W] for points [..., 3]."""

@@ -177,3 +177,12 @@ def test_localize_defaults_are_the_parameters():
 def test_other_commands_switches(command, argv):
     args = vars(command_parser(command).parse_args(argv))
     assert True in args.values()
+
+
+def test_demo_scores_with_the_eval_protocol():
+    """`nerfw demo` prints the score `nerfw eval` would give: the same appearance-fit steps."""
+    from nerfw.cli.demo import DemoOptions
+    from nerfw.cli.evaluate import EvalOptions
+    from nerfw.model.appearance_fit import FitOptions
+
+    assert DemoOptions.fit_steps == FitOptions.steps == EvalOptions.fit_steps
