@@ -33,11 +33,7 @@ def tiny_run(tiny_cambridge, tmp_path_factory) -> Path:
     # default 500-step static warm-up. Measured: with the warm-up the fast renderer's median depth on this tiny
     # model departs more from the full renderer's (relative 0.07-0.11 vs 0.035).
     return train(parse_config(train_argv(tiny_cambridge, runs, "tiny", "--max_steps", "300", "--batch_size", "1024",
-                                         "--save_latest_freq", "1000", "--transient_warmup", "0",
-                                         # N(0, 1) codes: the thresholds of the tests on this 300-step toy model were
-                                         # set with them (with the default 0.01 the exported cloud lies 15 % of the
-                                         # radius from the sparse points instead of 6 %)
-                                         "--a_init_std", "1")))
+                                         "--save_latest_freq", "1000", "--transient_warmup", "0")))
 
 
 # Fixtures that train a model: every test using one (directly or through another fixture) is end to end.

@@ -60,10 +60,11 @@ class ModelConfig:
     people, cars. False when nothing moves between photos."""
     a_dim: int = 48
     """NeRFW-pytorch flag. Appearance embedding size, numbers per image (NeRFW-pytorch: 48)."""
-    a_init_std: float = 0.01
+    a_init_std: float = 1.0
     """Standard deviation of the appearance embeddings' normal initialisation (NeRFW-pytorch: 1, nn.Embedding's).
-    Near zero, every photo starts from the same appearance and the codes learn a shared lighting space, so a code
-    fitted on half a test image carries over to its other half (docs/model.md)."""
+    0.01 starts every photo at the same appearance, so the codes learn a shared lighting space: measured better on a
+    scene whose sun direction changes from photo to photo, worse on a real capture under steady light
+    (docs/model.md)."""
     t_dim: int = 16
     """NeRFW-pytorch flag. Transient embedding size, numbers per image (NeRFW-pytorch: 16)."""
     beta_min: float = 0.1

@@ -146,21 +146,21 @@ def test_grid_field_far_points_finite():
     assert geometric_resolutions(4, 64, 512) == [64, 128, 256, 512]
 
 
-def test_appearance_codes_start_near_zero_and_a_init_std_one_is_nerfw_pytorchs():
-    """The default starts every photo's code near zero (std 0.01); a_init_std 1 draws exactly nn.Embedding's N(0, 1)
-    (NeRFW-pytorch's), from the same random stream, so every other parameter is initialised as before."""
+def test_appearance_codes_are_nerfw_pytorchs_and_a_init_std_scales_them():
+    """The default draws exactly nn.Embedding's N(0, 1) (NeRFW-pytorch's); a_init_std 0.01 scales that draw, so the
+    random stream and every other initial parameter stay the same."""
     from nerfw.fields.heads import NeRFWHeads
 
     def heads(**kw):
         torch.manual_seed(0)
         return NeRFWHeads(500, 15, 16, 2, 2, 4, 48, 16, True, True, **kw)
 
-    default, reference = heads(a_init_std=ModelConfig.a_init_std), heads(a_init_std=1.0)
+    default, small = heads(a_init_std=ModelConfig.a_init_std), heads(a_init_std=0.01)
     torch.manual_seed(0)
     plain = torch.nn.Embedding(500, 48)
-    torch.testing.assert_close(reference.appearance.weight, plain.weight)
-    torch.testing.assert_close(default.appearance.weight, 0.01 * plain.weight)
-    assert abs(float(default.appearance.weight.std()) - 0.01) < 5e-4
-    for (name, a), (_, b) in zip(default.named_parameters(), reference.named_parameters()):
+    torch.testing.assert_close(default.appearance.weight, plain.weight)
+    torch.testing.assert_close(small.appearance.weight, 0.01 * plain.weight)
+    assert abs(float(small.appearance.weight.std()) - 0.01) < 5e-4
+    for (name, a), (_, b) in zip(default.named_parameters(), small.named_parameters()):
         if name != "appearance.weight":
             assert torch.equal(a, b), name

@@ -34,8 +34,7 @@ def test_empty_space_renders_the_sky_of_the_image():
     """With no density anywhere the render is the sky head's colour; it depends on the direction and the image's
     appearance, not on the ray's origin (the sky is at infinity: no parallax)."""
     torch.manual_seed(0)
-    # a_init_std 1: the photos' codes as far apart as trained ones (the default starts them all near zero)
-    model = build_model(ModelConfig(**SMALL, sky=True, density_bias=-100.0, a_init_std=1.0), n_images=3).eval()
+    model = build_model(ModelConfig(**SMALL, sky=True, density_bias=-100.0), n_images=3).eval()
     assert model.renderer.field.sky is not None
     d = torch.nn.functional.normalize(torch.randn(16, 3), dim=-1)
     near, far = torch.full((16,), 0.05), torch.full((16,), 2.0)

@@ -63,8 +63,7 @@ def loc_env(loc_scene, tmp_path_factory):
                         "--field", "grid", "--save_latest_freq", "100000", "--val_freq", "100000",
                         "--log_freq", "100000", "--progress", "log", "--seed", "0",
                         "--transient_warmup", "500",  # a static model: the map, not the warm-up, is tested
-                        "--orient", "none",  # the frame the errors above were measured in (see below)
-                        "--a_init_std", "1"])  # the codes the errors above were measured with (0.01: 3.5 units)
+                        "--orient", "none"])  # the frame the errors above were measured in (see below)
     run = load_run(train(cfg))
     torch.set_num_threads(1)
     cache = tmp_path_factory.mktemp("locmap")

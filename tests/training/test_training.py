@@ -41,7 +41,6 @@ def test_two_gloo_processes_match_one(tiny_cambridge, tmp_path):
     # Both on the CPU (on a GPU machine the 1-process run would otherwise take the GPU).
     common = ["--max_steps", "6", "--perturb", "0", "--seed", "7", "--save_latest_freq", "100", "--device", "cpu",
               "--transient_warmup", "3",  # both phases: static warm-up (transient gate 0), then the full model
-              "--a_init_std", "1",  # the stray share below was set with N(0, 1) codes
               # Without the distortion loss: it reshapes the NeRF weights so that in ~100 cells of the proposal's
               # 128^2 plane the proposal loss max(0, w - bound) sits at +-1e-12, which Adam (eps 1e-15) turns into
               # full steps of either sign from the all-reduce's rounding (measured: 108 cells up to 6e-3 apart;
