@@ -225,6 +225,7 @@ def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, 
     drawable = None if defined is None else torch.nonzero(defined.to(device)[left]).squeeze(-1)
     if drawable is not None and not len(drawable):
         return init.detach().clone()  # no pixel of the left part has a ray: nothing to fit on
+    n = len(left) if drawable is None else len(drawable)  # pixels a step draws from
     vec = torch.nn.Parameter(init.detach().clone().to(device))
     optimizer = torch.optim.Adam([vec], lr=opts.lr)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
@@ -236,7 +237,6 @@ def fit_appearance(model, camera, normalization, gt: np.ndarray, image_id: int, 
     model.eval()
     try:
         for _ in range(opts.steps):
-            n = len(left) if drawable is None else len(drawable)
             pick = torch.randint(n, (min(opts.rays_per_step, n),), generator=generator).to(device)
             if drawable is not None:
                 pick = drawable[pick]
