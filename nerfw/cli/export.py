@@ -79,6 +79,10 @@ class GeometryExport:
     outlier_std: float = PointOptions.outlier_std
     """points: drop points whose mean distance to their 16 nearest neighbours exceeds the cloud's mean by more than
     this many standard deviations (statistical outlier removal; 0: keep them)"""
+    max_depth_spread: float = PointOptions.max_depth_spread
+    """points and mesh: a rendered depth counts as sure when the middle half of its ray's weight lies within this
+    share of the framed radius; points of unsure depths are dropped, and mesh faces no sure depth shows are removed
+    (inf: keep them)"""
     resolution: int = MeshOptions.resolution
     """mesh: grid cells along the framed ball's box for marching cubes"""
     threshold: float | None = MeshOptions.threshold
@@ -96,6 +100,7 @@ class GeometryExport:
                   (self.max_distance is None or self.max_distance > 0, "--max_distance must be > 0"),
                   (self.num_points >= 1, "--num_points must be >= 1"),
                   (self.outlier_std >= 0, "--outlier_std must be >= 0 (0 turns the outlier removal off)"),
+                  (self.max_depth_spread > 0, "--max_depth_spread must be > 0 (inf keeps unsure depths)"),
                   (16 <= self.resolution <= 1024, "--resolution must lie in [16, 1024]"),
                   (self.threshold is None or self.threshold > 0, "--threshold must be > 0"),
                   (self.min_component >= 0, "--min_component must be >= 0")]
@@ -105,10 +110,10 @@ class GeometryExport:
 
     def point_options(self) -> PointOptions:
         return PointOptions(self.width, self.max_views, self.min_opacity, self.max_transient, self.max_distance,
-                            self.voxel, self.num_points, self.appearance, self.outlier_std)
+                            self.voxel, self.num_points, self.appearance, self.outlier_std, self.max_depth_spread)
 
     def mesh_options(self) -> MeshOptions:
-        return MeshOptions(self.resolution, self.threshold, self.min_component, self.appearance)
+        return MeshOptions(self.resolution, self.threshold, self.min_component, self.appearance, self.max_depth_spread)
 
 
 OPTION_CLASSES = (DatasetOptions, ExportTarget, GeometryExport)

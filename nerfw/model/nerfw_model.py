@@ -43,6 +43,7 @@ class RenderOutput:
     rgb_transient: torch.Tensor  # [N, 3] transient component (transient density only); zeros without one
     depth: torch.Tensor  # [N] expected static z-depth, model units (what the depth loss supervises)
     depth_median: torch.Tensor  # [N] median static z-depth, model units (what depth maps show)
+    depth_spread: torch.Tensor  # [N] interquartile range of that depth, model units (how sure it is)
     opacity: torch.Tensor  # [N] 1 - final transmittance
     beta: torch.Tensor  # [N] NeRF-W Eq. 11 uncertainty (beta_min without transient head)
     transient_sigma_mean: torch.Tensor  # [N] mean transient density over the samples (0 without)
@@ -53,7 +54,7 @@ class RenderOutput:
     edges: torch.Tensor | None = None  # grid: final interval edges [N, S+1] (spacing coordinate)
     weights: torch.Tensor | None = None  # final weights [N, S]
 
-    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "depth_median", "opacity", "beta",
+    _PER_RAY = ("rgb", "rgb_static", "rgb_transient", "depth", "depth_median", "depth_spread", "opacity", "beta",
                 "transient_sigma_mean", "transient_opacity")
 
     @classmethod
@@ -66,8 +67,8 @@ class RenderOutput:
 def _output(comp: Composite, sigma_t: torch.Tensor | None, **extra) -> RenderOutput:
     t_mean = sigma_t.mean(-1) if sigma_t is not None else torch.zeros_like(comp.depth)
     return RenderOutput(comp.rgb, comp.rgb_static, comp.rgb_transient, comp.depth, comp.depth_median,
-                        comp.opacity, comp.beta, t_mean, comp.transient_opacity, has_transient=sigma_t is not None,
-                        weights=comp.weights, **extra)
+                        comp.depth_spread, comp.opacity, comp.beta, t_mean, comp.transient_opacity,
+                        has_transient=sigma_t is not None, weights=comp.weights, **extra)
 
 
 class MLPRenderer(nn.Module):

@@ -56,7 +56,8 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
                   appearance: torch.Tensor | None = None, image_id: int = 0, use_transient: bool = False,
                   device=None, fast: bool = False, distortion: bool = True) -> dict:
     """Render one view. Returns numpy arrays: rgb, rgb_static, rgb_transient [H,W,3] in [0,1]; depth [H,W]
-    (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, opacity,
+    (median z-depth, dataset units; see nerfw.rendering.compositing.median_depth), depth_expected, depth_spread
+    (its interquartile range, dataset units), opacity,
     beta [H,W]; depth_vis and beta_vis colour-mapped [H,W,3].
     fast=True: the static scene with nerfw.model.fast_render's approximations (grid field, transient head off).
     distortion: render through the camera's lens model (True, as the photographs were taken) or as an undistorted
@@ -75,7 +76,8 @@ def render_camera(model, camera: CameraView, normalization: Normalization, chunk
     img = lambda t: t.detach().float().reshape(H, W, -1).cpu().numpy()  # noqa: E731
     result = {"rgb": img(out.rgb), "rgb_static": img(out.rgb_static), "rgb_transient": img(out.rgb_transient),
               "depth": img(out.depth_median)[..., 0] / normalization.scale,
-              "depth_expected": img(out.depth)[..., 0] / normalization.scale, "opacity": img(out.opacity)[..., 0],
+              "depth_expected": img(out.depth)[..., 0] / normalization.scale,
+              "depth_spread": img(out.depth_spread)[..., 0] / normalization.scale, "opacity": img(out.opacity)[..., 0],
               "beta": img(out.beta)[..., 0], "transient_opacity": img(out.transient_opacity)[..., 0]}
     result["depth_vis"] = colorize(result["depth"])
     result["beta_vis"] = colorize(result["beta"])

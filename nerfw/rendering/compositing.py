@@ -50,16 +50,30 @@ def nerfw_weights(sigma_s: torch.Tensor, sigma_t: torch.Tensor, delta: torch.Ten
     return trans * alpha_from_density(sigma_s, delta), trans * alpha_from_density(sigma_t, delta)
 
 
+def depth_quantiles(weights: torch.Tensor, z: torch.Tensor, fractions: tuple[float, ...]) -> torch.Tensor:
+    """The sample depths where the accumulated weight first reaches each fraction of the ray's total weight.
+    weights, z: [n_rays, S] -> [n_rays, len(fractions)]; rays with no weight get z[:, 0]."""
+    cum = torch.cumsum(weights, dim=-1)
+    targets = cum[:, -1:] * torch.tensor(fractions, dtype=cum.dtype, device=cum.device)
+    index = torch.searchsorted(cum.contiguous(), targets.contiguous()).clamp_max(z.shape[-1] - 1)  # first cum >= t
+    return z.gather(-1, index)
+
+
 def median_depth(weights: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The sample depth where the accumulated weight first reaches half of the ray's total weight
     (the "median depth" of mip-NeRF 360 / nerfstudio). weights, z: [n_rays, S] -> [n_rays].
 
     Unlike the expected depth sum_i w_i z_i, it is not dragged far away by small weights on the long last
     interval of an unbounded ray, so depth maps show surfaces; rays with no weight get z[:, 0]."""
-    cum = torch.cumsum(weights, dim=-1)
-    half = 0.5 * cum[:, -1:]
-    index = torch.searchsorted(cum.contiguous(), half.contiguous()).clamp_max(z.shape[-1] - 1)  # first cum >= half
-    return z.gather(-1, index).squeeze(-1)
+    return depth_quantiles(weights, z, (0.5,))[:, 0]
+
+
+def median_and_spread(weights: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(median depth, interquartile range of the depth) [n_rays] each, from one search. The spread says how sure
+    the depth is: a surface the field has made sharp holds the middle half of the weight within a sample or two; a
+    soft or doubled one spreads it over many (what `nerfw export` drops)."""
+    q = depth_quantiles(weights, z, (0.25, 0.5, 0.75))
+    return q[:, 1], q[:, 2] - q[:, 0]
 
 
 def composite(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -76,6 +90,7 @@ class Composite:
     rgb_transient: torch.Tensor  # [n_rays, 3] transient component alone (transient density only); 0 if none
     depth: torch.Tensor  # [n_rays] expected z-depth of the static component, sum_i w_s_i z_i
     depth_median: torch.Tensor  # [n_rays] median z-depth of the static component (see median_depth)
+    depth_spread: torch.Tensor  # [n_rays] interquartile range of that z-depth (see median_and_spread)
     opacity: torch.Tensor  # [n_rays] 1 - transmittance after the last sample (static + transient)
     beta: torch.Tensor  # [n_rays] NeRF-W Eq. 11 uncertainty, beta_min when there is no transient head
     weights: torch.Tensor  # [n_rays, S] w_s (+ w_t): where the content is (drives resampling / proposal loss)
@@ -106,7 +121,7 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
         opacity = w_static_only.sum(-1)
         rgb_static = rgb_static + background * (1 - opacity[:, None])
         return Composite(rgb_static, rgb_static, torch.zeros_like(rgb_static), (w_static_only * z).sum(-1),
-                         median_depth(w_static_only.detach(), z), opacity, torch.full_like(opacity, beta_min),
+                         *median_and_spread(w_static_only.detach(), z), opacity, torch.full_like(opacity, beta_min),
                          w_static_only, w_static_only, torch.zeros_like(opacity))
     w_s, w_t = nerfw_weights(sigma_s, sigma_t, delta)
     opacity = -torch.expm1(-((sigma_s + sigma_t) * delta).sum(-1))  # joint 1 - T_{S+1}, in [0, 1]
@@ -115,7 +130,7 @@ def composite_nerfw(sigma_s: torch.Tensor, rgb_s: torch.Tensor, delta: torch.Ten
     rgb_transient = composite(w_transient_only, rgb_t)
     rgb_static = rgb_static + background * (1 - w_static_only.sum(-1, keepdim=True))
     beta_hat = (w_t * beta).sum(-1) + beta_min  # Eq. 11 (+ beta_min, Sec. 4.2)
-    return Composite(rgb, rgb_static, rgb_transient, (w_s * z).sum(-1), median_depth(w_s.detach(), z), opacity,
+    return Composite(rgb, rgb_static, rgb_transient, (w_s * z).sum(-1), *median_and_spread(w_s.detach(), z), opacity,
                      beta_hat, w_s + w_t, w_s, w_t.sum(-1))
 
 

@@ -143,3 +143,18 @@ def test_median_depth_by_hand():
     torch.testing.assert_close(median_depth(w, z), torch.tensor([2.0, 3.0, 1.0]))
     expected = (w[0] * z[0]).sum()  # 101.1: the expected depth is dragged to the far tail
     assert float(expected) > 100
+
+
+def test_depth_spread_by_hand():
+    """The interquartile range of a ray's depth: zero for a surface held by one sample, wide for a soft one; the
+    median from the same search equals median_depth."""
+    from nerfw.rendering.compositing import median_and_spread, median_depth
+
+    z = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    w = torch.tensor([[0.0, 0.0, 0.9, 0.0, 0.0],  # a sharp surface: every quartile at the 3rd sample
+                      [0.0, 0.25, 0.25, 0.25, 0.25],  # soft: cum 0, .25, .5, .75, 1 -> quartiles at 2, 3 and 4
+                      [0.1, 0.0, 0.0, 0.0, 0.3]])  # doubled: 1/4 of 0.4 at the 1st sample, 3/4 at the 5th
+    median, spread = median_and_spread(w, z)
+    torch.testing.assert_close(median, torch.tensor([3.0, 3.0, 5.0]))
+    torch.testing.assert_close(spread, torch.tensor([0.0, 2.0, 4.0]))
+    torch.testing.assert_close(median, median_depth(w, z))

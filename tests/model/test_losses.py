@@ -56,7 +56,7 @@ def _fake_output(**kw):
     n = 2
     base = dict(rgb=torch.tensor([[0.5, 0.5, 0.5], [1.0, 0.0, 0.0]]), rgb_static=torch.zeros(n, 3),
                 rgb_transient=torch.zeros(n, 3), depth=torch.tensor([1.0, 2.0]),
-                depth_median=torch.tensor([1.0, 2.0]), opacity=torch.ones(n),
+                depth_median=torch.tensor([1.0, 2.0]), depth_spread=torch.zeros(n), opacity=torch.ones(n),
                 beta=torch.tensor([0.1, 2.0]), transient_sigma_mean=torch.tensor([1.0, 3.0]),
                 transient_opacity=torch.zeros(n))
     base.update(kw)

@@ -60,6 +60,35 @@ def test_exact_depth_lifts_onto_the_true_surfaces_and_edges_are_dropped():
     assert np.all(np.max(np.abs(normals[~on_ground]), axis=1)[np.all(np.abs(kept[~on_ground]) < 0.49, 1)] > 0.99)
 
 
+def test_pixels_of_unsure_depth_are_dropped_and_agree_with_nothing(monkeypatch):
+    """view_points keeps a pixel only where the middle half of its ray's weight lies within max_depth_spread times
+    the framed radius, and its surface map (the agreement test's) shows no depth where the depth is unsure."""
+    import torch
+
+    from nerfw.outputs import geometry as geometry_export
+
+    camera = oblique_camera().at_width(16)
+    depth = np.full((camera.height, camera.width), 4.0)
+    spread = np.zeros_like(depth)
+    spread[:, :8] = 0.4  # 4 % of the framed radius (10): unsure at 3 %
+    spread[0, 0] = 0.25  # 2.5 %: sure
+    out = {"depth": depth, "depth_spread": spread, "opacity": np.ones_like(depth),
+           "transient_opacity": np.zeros_like(depth), "rgb_static": np.full(depth.shape + (3,), 0.5)}
+    monkeypatch.setattr(geometry_export, "render_camera", lambda *args, **kwargs: out)
+
+    class Run:
+        model = type("M", (), {"cfg": type("C", (), {"encode_t": False})})()
+        normalization = type("N", (), {"scale": 0.1})()  # a framed radius of 10 dataset units
+
+    part, (_, surface) = geometry_export.view_points(Run(), camera, 0, torch.zeros(1),
+                                                     PointOptions(max_depth_spread=0.03))
+    sure = spread <= 0.03 * 10
+    assert len(part.points) == sure.sum() == depth.size // 2 + 1
+    np.testing.assert_array_equal(np.isfinite(surface), sure)
+    everything, _ = geometry_export.view_points(Run(), camera, 0, torch.zeros(1), PointOptions())  # the default: off
+    assert len(everything.points) == depth.size
+
+
 def test_voxel_average_merges_points_per_cell():
     g = Geometry(np.array([[0.1, 0.1, 0.1], [0.3, 0.3, 0.3], [1.5, 0.2, 0.2]]),
                  np.array([[0, 0, 0], [200, 100, 50], [9, 9, 9]], np.uint8),
@@ -149,6 +178,13 @@ def test_export_command_errors_are_one_line(tiny_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("nerfw export: error:") for line in err), err
     assert "no config.json" in err[0] and ".ply" in err[1] and "--run RUN" in err[2] and "--min_opacity" in err[3]
+    # every depth of the 300-step toy model is unsure (the middle half of a ray's weight spans 30-190 % of its
+    # depth): the error, after the progress bar, names the option that lets them through
+    assert main(["export", "--run", str(tiny_run), "--format", "points", "--width", "32", "--max_views", "4",
+                 "--max_depth_spread", "0.03", "--out", str(tmp_path / "c.ply")]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "view/s" not in line and line.strip()]
+    assert len(err) == 1 and err[0].startswith("nerfw export: error: no points to export"), err
+    assert "--max_depth_spread" in err[0]
 
 
 @pytest.mark.parametrize("fmt,suffix", [("points", "ply"), ("mesh", "obj")])
