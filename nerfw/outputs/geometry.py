@@ -31,11 +31,10 @@ framed ball's bounding box (in the dataset frame) and marching cubes (scikit-ima
 ``--threshold``. By default that level is the one the renders show: the median static density at the median-depth
 points of a few training views (the points export at low resolution), so the mesh lies where the rendered depth
 does, whatever the scale of the scene and however sharp the trained density is (a fixed absorbance per cell would
-miss the soft density of a short run). Faces no view renders with a sure depth (within AGREEMENT_RELATIVE of it, or a
-grid cell:
-the ground's underside, the inside of walls, floaters, surfaces the field has left soft) and pieces with fewer than
-``--min_component`` faces are removed; each vertex is coloured by the model's static colour there, seen from the nearest training camera, with
-the chosen appearance.
+miss the soft density of a short run). Faces that no view renders with a sure depth (within AGREEMENT_RELATIVE of
+it, or a grid cell) are removed: the ground's underside, the inside of walls, floaters, surfaces the field has left
+soft. So are pieces with fewer than ``--min_component`` faces. Each vertex is coloured by the model's static colour
+there, seen from the nearest training camera, with the chosen appearance.
 
 Both are written with the dataset's frame (the run's normalization inverted), so they overlay the camera PLY
 (`nerfw cameras`) and the dataset's sparse points; the PLY header's comments name the frame and the run.
