@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     surface = true_surface(run, truth, center, radius)
     figures = {}
     spread = {} if args.max_depth_spread is None else {"max_depth_spread": args.max_depth_spread}
-    json_spread = {k: (v if np.isfinite(v) else "inf") for k, v in spread.items()}
+    suffix = f"_{args.tag}" if args.tag else ""
     for name, export in (("points", lambda: export_points(run, PointOptions(**spread))),
                          ("mesh", lambda: export_mesh(run, MeshOptions(**spread)))):
         t0 = time.time()
@@ -121,16 +121,17 @@ def main(argv: list[str] | None = None) -> int:
             "median": round(TARGETS["median_over_radius"] / max(figures[name]["median_over_radius"], 1e-12), 3),
             "within_3pct": round(figures[name]["within_3pct"] / TARGETS["within_3pct"], 3),
             "seconds": round(TARGETS["seconds"] / max(seconds, 1e-9), 3)}
-        suffix = f"_{args.tag}" if args.tag else ""
-        picture(geometry.points, geometry.colors, REPO / "benchmarks" / "results" / f"geometry_{name}{suffix}.png", name)
+        picture(geometry.points, geometry.colors, REPO / "benchmarks" / "results" / f"geometry_{name}{suffix}.png",
+                name)
         log(f"{name}: {figures[name]}")
     rows = [[n, str(f["vertices"]), f"{100 * f['median_over_radius']:.2f} %", f"{100 * f['within_3pct']:.1f} %",
              f"{100 * f['completeness_3pct']:.1f} %", f"{f['seconds']:.1f} s"] for n, f in figures.items()]
     print(format_table(rows, ["export", "vertices", "median / radius", "within 3 %", "surface covered", "time"]))
     print(machine_line(machine()))
-    path = write_result("geometry_export" + (f"_{args.tag}" if args.tag else ""), figures,
+    path = write_result(f"geometry_export{suffix}", figures,
                         settings={"run": str(run.run_dir), "step": run.step, "radius": radius,
-                                  "max_depth_spread": json_spread.get("max_depth_spread", "default")}, started=started)
+                                  "max_depth_spread": str(spread.get("max_depth_spread", "default"))},
+                        started=started)
     print(f"wrote {path}")
     return 0
 

@@ -200,8 +200,9 @@ def view_points(run, camera, image_id: int, appearance: torch.Tensor, opts: Poin
 def agreeing_views(points: np.ndarray, views: list, relative: float = AGREEMENT_RELATIVE,
                    absolute: float = 0.0) -> np.ndarray:
     """[N] int: for each dataset-frame point, the views (camera, surface depth map) in whose image it projects with
-    a z-depth within `relative` of the surface the view rendered there (or within `absolute` dataset units, if more). A surface every view agrees on is the
-    scene's; a floater or a surface behind another (the ground's underside, a wall's inside) is not."""
+    a z-depth within `relative` of the surface the view rendered there (or within `absolute` dataset units, if
+    more). A surface every view agrees on is the scene's; a floater or a surface behind another (the ground's
+    underside, a wall's inside) is not."""
     counts = np.zeros(len(points), np.int32)
     for camera, depth in views:
         T = camera.T_world_cam
@@ -237,8 +238,8 @@ def export_points(run, opts: PointOptions, progress=None, views_out: list | None
     if g is None or not agreed.any():
         raise NerfwError(f"no points to export: no pixel of the {len(cameras)} views has opacity >= "
                          f"{opts.min_opacity:g}, transient share <= {opts.max_transient:g}, a depth spread <= "
-                         f"{opts.max_depth_spread:g} of it, a depth another view agrees on and lies within "
-                         f"{max_distance:.4g} units of the framed centre (lower --min_opacity, raise "
+                         f"{opts.max_depth_spread:g} of the framed radius, a depth another view agrees on and lies "
+                         f"within {max_distance:.4g} units of the framed centre (lower --min_opacity, raise "
                          "--max_depth_spread for a short run's soft surfaces, or raise --max_distance)")
     g = remove_outliers(Geometry(g.points[agreed], g.colors[agreed], g.normals[agreed]), opts.outlier_std)
     if len(g.points) > opts.num_points:

@@ -54,7 +54,7 @@ def depth_quantiles(weights: torch.Tensor, z: torch.Tensor, fractions: tuple[flo
     """The sample depths where the accumulated weight first reaches each fraction of the ray's total weight.
     weights, z: [n_rays, S] -> [n_rays, len(fractions)]; rays with no weight get z[:, 0]."""
     cum = torch.cumsum(weights, dim=-1)
-    targets = cum[:, -1:] * torch.tensor(fractions, dtype=cum.dtype, device=cum.device)
+    targets = torch.cat([cum[:, -1:] * f for f in fractions], dim=-1)  # no host-made tensor: this runs every step
     index = torch.searchsorted(cum.contiguous(), targets.contiguous()).clamp_max(z.shape[-1] - 1)  # first cum >= t
     return z.gather(-1, index)
 
