@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def run_scene(name: str, spec: dict, minutes: float, steps: int, run_root: Path,
             "--max_minutes", str(minutes), "--max_steps", str(steps), "--progress", "log", "--val_freq", "100000000", *spec["args"], *extra]
     if spec["scene"]:
         argv += ["--scene", spec["scene"]]
+    shutil.rmtree(run_root / name, ignore_errors=True)  # a fresh run: an earlier one's checkpoints would be evaluated
     t0 = time.time()
     run_dir = train(parse_config(argv))
     train_s = time.time() - t0

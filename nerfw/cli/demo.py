@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ def main(argv: list[str]) -> int:
     from nerfw.training.trainer import train
 
     cfg = parse_config(train_args(data_root, out, args.minutes, args.seed))
+    if cfg.train.run_dir.exists():  # the demo's own earlier run: a new demo replaces it (training refuses to mix runs)
+        print(f"replacing the earlier demo run in {cfg.train.run_dir}")
+        shutil.rmtree(cfg.train.run_dir)
     print(f"[2/5] training the default '{cfg.model.field}' field for {args.minutes:g} min ...")
     run_dir = train(cfg)
 

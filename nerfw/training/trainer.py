@@ -19,7 +19,8 @@ from nerfw.errors import NerfwError
 from nerfw.fields.encodings import upgrade_plane_optimizer_state
 from nerfw.model.nerfw_model import build_model
 from nerfw.training import distributed as ddp
-from nerfw.training.checkpoint import load_checkpoint_file, load_latest_checkpoint, rng_state, save_checkpoint
+from nerfw.training.checkpoint import (list_checkpoints, load_checkpoint_file, load_latest_checkpoint, rng_state,
+                                      save_checkpoint)
 from nerfw.training.config import Config, auto_batch_size, auto_transient_warmup, default_lr
 from nerfw.training.cpu_memory import keep_freed_blocks_in_heap
 from nerfw.training.logger import TrainLogger
@@ -145,6 +146,19 @@ def find_resume_checkpoint(cfg: Config, log) -> tuple[Path, dict] | None:
             log(f"no checkpoint in {t.run_dir / 'checkpoints'}; starting from scratch")
         return found
     return None
+
+
+def refuse_stale_checkpoints(cfg: Config) -> None:
+    """A new run (no --resume, no --ckpt_path) must not start in a folder holding an earlier run's checkpoints: the
+    newest checkpoint by step would stay the earlier run's, so `nerfw eval` and a later --resume would load it, and
+    pruning would delete the new run's own checkpoints as the older ones."""
+    t = cfg.train
+    if t.resume or t.last_epoch > 0 or t.ckpt or t.ckpt_path:
+        return
+    found = list_checkpoints(t.run_dir)
+    if found:
+        raise NerfwError(f"{found[-1].parent}: holds checkpoints of an earlier run (newest {found[-1].name}); pass "
+                         "--resume to continue it, or another --exp_name (or --root_dir) to start a new run")
 
 
 def checkpoint_payload(model, optimizer, scheduler, progress: Progress, epoch: int, cfg: Config,
@@ -394,6 +408,7 @@ def train(cfg: Config, live_viewer=None) -> Path:
     nerfw.viewer.server.LiveViewer; training does not import the viewer)."""
     launch = ddp.plan_launch(cfg.train.num_gpus, cfg.train.num_procs, cfg.train.device)
     cfg = auto_batch_size(cfg, launch.device_kind)
+    refuse_stale_checkpoints(cfg)
     if not launch.torchrun or int(os.environ.get("RANK", "0")) == 0:
         write_resolved_config(cfg)
     if launch.world_size > 1 and not launch.torchrun:

@@ -32,3 +32,23 @@ def test_rng_state_round_trip(tmp_path):
     _, loaded = load_latest_checkpoint(tmp_path)  # weights_only=True must accept the RNG payload
     restore_rng_state(loaded["rng"])
     assert torch.equal(torch.rand(5), a)
+
+
+def test_new_run_refuses_a_folder_with_an_earlier_runs_checkpoints(tmp_path):
+    """A fresh run in a used folder would leave the earlier run's higher-step checkpoint as the newest (evaluated and
+    resumed instead of the new one) and prune the new run's own checkpoints as older: training refuses, in one line."""
+    import pytest
+
+    from nerfw.errors import NerfwError
+    from nerfw.training.config import parse_config
+    from nerfw.training.trainer import refuse_stale_checkpoints
+
+    argv = ["--root_dir", str(tmp_path), "--exp_name", "run", "--data_root_dir", str(tmp_path)]
+    cfg = parse_config(argv)
+    refuse_stale_checkpoints(cfg)  # an empty folder is fine
+    save_checkpoint(cfg.train.run_dir, 5000, {"step": 5000})
+    with pytest.raises(NerfwError, match=r"step_000005000\.ckpt.*--resume") as err:
+        refuse_stale_checkpoints(cfg)
+    assert "\n" not in str(err.value)
+    refuse_stale_checkpoints(parse_config([*argv, "--resume"]))  # continuing it is what --resume is for
+    assert list_checkpoints(cfg.train.run_dir)[-1].name == "step_000005000.ckpt"  # nothing was removed
