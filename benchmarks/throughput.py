@@ -9,7 +9,7 @@ backward and optimiser step. The figure is the median step time; rays/s = batch 
 
 Samples are counted as points evaluated by the scene networks per ray:
   mlp:  N_c (coarse) + sum_k (N_c + k N_f) over the n_fine fine networks (defaults: 64 + 192 = 256);
-  grid: grid_samples points of the tri-plane field (default 48); the tiny proposal network's
+  grid: grid_samples points of the tri-plane field (default 24); the tiny proposal network's
         proposal_samples points (default 64) are reported separately ("incl. proposal"), not in the headline.
 
 Rendering: a 640x360 view made from the first test camera of the scene (intrinsics scaled 4x), rendered with
