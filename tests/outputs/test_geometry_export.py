@@ -128,8 +128,8 @@ def sparse_points_of(run) -> np.ndarray:
 def test_trained_cloud_lands_on_the_sparse_points_in_the_dataset_frame(tiny_run, tiny_cambridge, tmp_path):
     """The exported cloud is in the dataset's frame: on the dataset's own SfM points and its true surfaces (a frame
     error puts it many framed radii away), and the PLY holds x y z, normals and colours with the frame in its
-    header. Measured on this 300-step toy model: 6 % of the framed radius to the nearest sparse point, 3.4 % to the
-    true surface (median); in the model frame instead: 19 radii."""
+    header. Measured on this 300-step toy model (24 field samples per ray): 10.7 % of the framed radius to the nearest
+    sparse point, 5.4 % to the true surface (median; 6 % and 3.4 % with 48 samples); in the model frame: 19 radii."""
     from nerfw.synthetic import GroundTruth
     from nerfw.training.run_io import load_run
 
@@ -139,11 +139,12 @@ def test_trained_cloud_lands_on_the_sparse_points_in_the_dataset_frame(tiny_run,
     sparse = sparse_points_of(run)
     assert len(cloud.points) > 200
     to_sparse = np.median(cKDTree(sparse).query(cloud.points)[0])
-    assert to_sparse < 0.1 * radius, to_sparse / radius
+    assert to_sparse < 0.15 * radius, to_sparse / radius
     wrong_frame = run.normalization.points_to_model(cloud.points)  # forgetting the inverse normalisation
     assert np.median(cKDTree(sparse).query(wrong_frame)[0]) > 10 * to_sparse
     truth = GroundTruth.load(tiny_cambridge / "Tiny.groundtruth")
-    assert np.median(np.abs(truth.signed_distance(cloud.points))) < 0.06 * radius
+    to_surface = np.median(np.abs(truth.signed_distance(cloud.points)))
+    assert to_surface < 0.08 * radius, to_surface / radius
     path = write_ply(tmp_path / "cloud.ply", cloud, ["frame: dataset"])
     ply = PlyData.read(str(path))
     names = [p.name for p in ply["vertex"].properties]
