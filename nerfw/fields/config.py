@@ -109,7 +109,7 @@ class ModelConfig:
     grid_samples: int = 24
     """grid: samples per ray evaluated by the field (drawn from the proposal weights); the main cost per ray. 24
     rather than nerfacto's 48: half the field's work per step, so a time budget buys about 1.6x the steps, and
-    every scene measured scored as well or better in 5 minutes (docs/model.md, Sampling)."""
+    every scene measured scored as well or better in 5 minutes (docs/model.md, "Field samples per ray")."""
     density_bias: float = -1.0
     """grid: added to the raw density before softplus, so that space starts nearly empty (negative: emptier).
     Rarely changed."""
