@@ -135,12 +135,18 @@ class Progress:
     skipped_steps: int = 0
 
 
+def continues_a_run(cfg: Config) -> bool:
+    """Whether this run starts from a checkpoint: --resume, NeRFW-pytorch's --last_epoch, or an explicit file."""
+    t = cfg.train
+    return bool(t.resume or t.last_epoch > 0 or t.ckpt or t.ckpt_path)
+
+
 def find_resume_checkpoint(cfg: Config, log) -> tuple[Path, dict] | None:
     t = cfg.train
     explicit = t.ckpt or t.ckpt_path
     if explicit:
         return Path(explicit), load_checkpoint_file(Path(explicit))
-    if t.resume or t.last_epoch > 0:
+    if continues_a_run(cfg):
         found = load_latest_checkpoint(t.run_dir, log=log)
         if found is None:
             log(f"no checkpoint in {t.run_dir / 'checkpoints'}; starting from scratch")
@@ -152,10 +158,9 @@ def refuse_stale_checkpoints(cfg: Config) -> None:
     """A new run (no --resume, no --ckpt_path) must not start in a folder holding an earlier run's checkpoints: the
     newest checkpoint by step would stay the earlier run's, so `nerfw eval` and a later --resume would load it, and
     pruning would delete the new run's own checkpoints as the older ones."""
-    t = cfg.train
-    if t.resume or t.last_epoch > 0 or t.ckpt or t.ckpt_path:
+    if continues_a_run(cfg):
         return
-    found = list_checkpoints(t.run_dir)
+    found = list_checkpoints(cfg.train.run_dir)
     if found:
         raise NerfwError(f"{found[-1].parent}: holds checkpoints of an earlier run (newest {found[-1].name}); pass "
                          "--resume to continue it, or another --exp_name (or --root_dir) to start a new run")
